@@ -1,0 +1,1 @@
+"""torchslim: make trained PyTorch models smaller and faster, and measure it."""

@@ -1,0 +1,5 @@
+import sys
+
+from torchslim.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""The ``torchslim`` command: thin; parses, calls the library, prints.
+
+A user error prints one line and exits with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchslim.errors import UserError
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise UserError(f"--input-shape '{text}': expected integers like 1,3,32,32") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise UserError(f"--input-shape '{text}': expected positive integers like 1,3,32,32")
+    return dims
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from torchslim.profiler import profile_model
+    from torchslim.serialize import load
+    from torchslim.zoo import create_model
+
+    model = load(args.model) if Path(args.model, "spec.json").is_file() else create_model(args.model)
+    shape = _parse_shape(args.input_shape) if args.input_shape else tuple(model._torchslim_origin["input_shape"])
+    if len(shape) == len(model._torchslim_origin["input_shape"]):
+        shape = (1, *shape)
+    stats = profile_model(model, (torch.randn(*shape),))
+    print(json.dumps(stats.to_dict(), indent=2) if args.json else stats.table())
+    return 0
+
+
+def _summary(report) -> str:  # noqa: ANN001 - RunReport, imported lazily
+    from torchslim.report.markdown import render_markdown
+
+    md = render_markdown(report).split("## Steps")[0]
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    return "\n".join(table)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from torchslim.recipes.runner import run_recipe
+    from torchslim.recipes.schema import load_recipe
+
+    recipe = load_recipe(args.recipe, tuple(args.overrides))
+    report = run_recipe(recipe, args.out, progress=not args.no_progress)
+    print(_summary(report))
+    print(f"\nwrote {args.out}/report.json, report.md, accuracy_vs_*.png, model/, model.onnx")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from torchslim.recipes.schema import load_recipe
+
+    recipe = load_recipe(args.recipe, tuple(args.overrides))
+    names = ", ".join(s.name for s in recipe.steps) or "no steps"
+    print(f"{recipe.source}: ok ({len(recipe.steps)} step(s): {names})")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    what = args.what
+    if what in ("techniques", "all"):
+        from torchslim.core.registry import techniques
+
+        registry = techniques()
+        print("techniques:")
+        for name in registry.names():
+            print(f"  {name:<16} {registry.get(name).summary}")
+    if what in ("models", "all"):
+        from torchslim.zoo import list_models, model_info
+
+        print("models:")
+        for name in list_models():
+            info = model_info(name)
+            print(f"  zoo:{name:<14} input {tuple(info.input_shape)}, {info.num_classes} classes. {info.description}")
+    if what in ("datasets", "all"):
+        from torchslim.data import list_datasets
+
+        print("datasets:")
+        for name in list_datasets():
+            print(f"  {name}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.recipe = "demo"
+    return cmd_run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torchslim", description="Make trained PyTorch models smaller and faster.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("profile", help="params, MACs, FLOPs, memory and size of a model")
+    p.add_argument("model", help="zoo model name (zoo:resnet20) or a saved model directory")
+    p.add_argument("--input-shape", help="e.g. 1,3,32,32 (batch optional); default: the model's own")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_profile)
+
+    for name, func, help_text in (("run", cmd_run, "run a recipe"), ("validate", cmd_validate, "check a recipe")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("recipe", help="recipe YAML file or built-in recipe name")
+        p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=1")
+        if name == "run":
+            p.add_argument("--out", required=True, help="output directory")
+            p.add_argument("--no-progress", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("ls", help="list techniques, models or datasets")
+    p.add_argument("what", nargs="?", default="all", choices=("techniques", "models", "datasets", "all"))
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("demo", help="train LeNet-5 on bundled MNIST-5k and run the demo recipe")
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo, overrides=[])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"torchslim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("torchslim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""``torchslim.compress``: apply technique steps in order, measuring before and after each.
+
+The caller's model is deep-copied once; handlers then mutate that copy in place (a copy
+per step would double peak memory on large models).
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchslim.core.config import TechniqueConfig
+from torchslim.core.context import Context, as_input_tuple
+from torchslim.core.registry import techniques
+from torchslim.errors import UserError
+from torchslim.measure import MeasureConfig, output_error, run_eval, snapshot
+from torchslim.report.schema import RunReport, StepReport
+
+StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str
+
+
+@dataclass
+class CompressResult:
+    model: nn.Module
+    report: RunReport
+
+
+def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
+    """A config instance, a technique name, ``(name, fields)``, or ``{"technique": name, **fields}``."""
+    if isinstance(step, TechniqueConfig):
+        return step
+    if isinstance(step, str):
+        name, fields = step, {}
+    elif isinstance(step, tuple) and len(step) == 2:
+        name, fields = step
+    elif isinstance(step, dict) and "technique" in step:
+        fields = dict(step)
+        name = fields.pop("technique")
+    else:
+        raise UserError(f"{where or 'step'}: expected a technique config, name, (name, fields) or mapping")
+    technique = techniques().get(name)
+    return technique.config_cls.from_dict(fields, where=f"{where} ({name})" if where else name)
+
+
+def machine_info(threads: int | None) -> dict[str, Any]:
+    import os
+
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "threads": threads or torch.get_num_threads()}
+    try:
+        from importlib.metadata import version
+
+        info["onnxruntime"] = version("onnxruntime")
+    except Exception:
+        info["onnxruntime"] = None
+    return info
+
+
+def compress(
+    model: nn.Module,
+    steps: Sequence[StepLike],
+    *,
+    example_inputs: Any = None,
+    data: Any = None,
+    eval_fn: Callable[[nn.Module], float] | None = None,
+    measure: MeasureConfig | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> CompressResult:
+    """Copy ``model`` once, apply ``steps`` in order, and report every step.
+
+    ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to a random input of
+    the zoo model's shape. ``data``: DataSplits used by training/calibrating techniques and,
+    when ``eval_fn`` is None, for top-1 accuracy on ``data.test``.
+    """
+    from tqdm.auto import tqdm
+
+    configs = [resolve_step(s, f"step {i + 1}") for i, s in enumerate(steps)]
+    measure = measure or MeasureConfig()
+    if example_inputs is None:
+        from torchslim.zoo import example_input
+
+        example_inputs = example_input(model)
+    inputs = as_input_tuple(example_inputs)
+    if eval_fn is None and data is not None:
+        from torchslim.train import evaluate
+
+        eval_fn = lambda m: evaluate(m, data.test)  # noqa: E731
+    numerics_batch = inputs if data is None else (data.test.tensors[0][:32],)
+
+    work = copy.deepcopy(model).eval()
+    # The caller's model is never modified, so it serves as the teacher without another copy.
+    ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=model, seed=seed, progress=progress)
+    initial = snapshot(work, inputs, "original", measure, eval_fn)
+    report = RunReport(
+        model={"origin": getattr(model, "_torchslim_origin", None), "class": type(model).__name__,
+               "input_shapes": [list(t.shape) for t in inputs]},
+        machine=machine_info(measure.threads),
+        initial=initial,
+        data=None if data is None else {"name": getattr(data, "name", None)},
+        torchslim_version=_version(),
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    before = initial
+    for index, config in enumerate(tqdm(configs, desc="compress", disable=not progress or not configs)):
+        technique = techniques().get(config.name)
+        reference = run_eval(work, numerics_batch)
+        torch.manual_seed(seed + index)
+        start = time.perf_counter()
+        try:
+            result = technique.handler(work, config, ctx)
+        except UserError as exc:
+            raise UserError(f"step {index + 1} ({config.name}): {exc}") from None
+        seconds = time.perf_counter() - start
+        work = result.model.eval()
+        max_abs, sqnr = output_error(reference, run_eval(work, numerics_batch))
+        after = snapshot(work, inputs, f"after {config.name}", measure, eval_fn)
+        report.steps.append(StepReport(index + 1, config.name, config.to_dict(), before, after, max_abs, sqnr,
+                                       round(seconds, 4), result.warnings, result.details))
+        before = after
+    return CompressResult(work, report)
+
+
+def _version() -> str:
+    from torchslim import __version__
+
+    return __version__

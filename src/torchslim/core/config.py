@@ -1,0 +1,118 @@
+"""Base class of every technique's config: a frozen dataclass validated from recipe dicts.
+
+``from_dict`` turns a YAML mapping into a config and reports the first problem as one line
+naming the step and the field (misspelt field, wrong type), before any model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, ClassVar, Literal, TypeVar
+
+from torchslim.errors import UserError
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class TechniqueConfig:
+    """Subclass as ``@dataclass(frozen=True)``; every field needs a default."""
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, where: str = "") -> TechniqueConfig:
+        return from_mapping(cls, values, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def from_mapping(cls: type[T], values: Any, where: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking names and types of every field.
+
+    Errors are one line: ``"<where>: unknown field 'x' (known fields: ...)"``.
+    """
+    prefix = f"{where}: " if where else ""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"{prefix}expected a mapping of fields, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise UserError(f"{prefix}unknown field '{key}' (known fields: {known})")
+    kwargs = {key: _coerce(value, hints[key], f"{prefix}field '{key}'") for key, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{prefix}{exc}") from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _describe(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, what: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in the field's shape."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arm in args:
+            if arm is type(None) and value is None:
+                return None
+        errors = []
+        for arm in args:
+            if arm is type(None):
+                continue
+            try:
+                return _coerce(value, arm, what)
+            except UserError as exc:
+                errors.append(str(exc))
+        raise UserError(f"{what} must be {' or '.join(_describe(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{what} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{what} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, what) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{what} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{what} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{what} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{what} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{what} must be a string, got {value!r}")
+        return value
+    return value

@@ -1,0 +1,93 @@
+"""Fold BatchNorm into the preceding Conv or Linear layer (inference-time, exact).
+
+For a BN in eval mode, y = gamma * (x - mean) / sqrt(var + eps) + beta is a per-channel
+affine map, so after a conv/linear with weight W (out channels on dim 0) and bias b:
+
+    s  = gamma / sqrt(var + eps)                 (shape: out_channels)
+    W' = W * s[:, None, ...]
+    b' = (b - mean) * s + beta
+
+The BN is replaced by ``nn.Identity``. Arithmetic is done in float64 and cast back, so the
+folded model matches the unfolded one to float32 rounding (tested: max abs error < 1e-5).
+Pairs are found on the fx graph: the BN's only input is the conv's output and nothing else
+reads that output. ConvTranspose (out channels on dim 1) is left alone and named in a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from torchslim.core.config import TechniqueConfig
+from torchslim.core.context import Context
+from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.core.select import LayerFilter
+
+_FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@dataclass(frozen=True)
+class FoldBNConfig(TechniqueConfig):
+    """``exclude``: layer names or ``re:`` patterns (conv or BN) to leave unfolded."""
+
+    exclude: tuple[str, ...] = ()
+
+
+@torch.no_grad()
+def fold_into(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    """Fold ``bn`` into ``layer`` in place (weight out-channels on dim 0)."""
+    weight = layer.weight.double()
+    mean = bn.running_mean.double()
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    shift = -mean * scale
+    if bn.affine:
+        scale = scale * bn.weight.double()
+        shift = shift * bn.weight.double() + bn.bias.double()
+    bias = layer.bias.double() if layer.bias is not None else torch.zeros_like(mean)
+    new_weight = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    new_bias = bias * scale + shift
+    layer.weight.copy_(new_weight.to(layer.weight.dtype))
+    if layer.bias is None:
+        layer.bias = nn.Parameter(new_bias.to(layer.weight.dtype))
+    else:
+        layer.bias.copy_(new_bias.to(layer.bias.dtype))
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, module)
+
+
+@register_technique("fold.bn", FoldBNConfig)
+def fold_bn_(model: nn.Module, config: FoldBNConfig, ctx: Context) -> HandlerResult:
+    """Fold every BatchNorm that directly follows a Conv/Linear into it (exact)."""
+    graph = ctx.graph(model)
+    warnings = list(graph.warnings)
+    keep = LayerFilter(exclude=config.exclude)
+    folded: list[list[str]] = []
+    for producer, consumer in graph.exclusive_edges:
+        layer, bn = model.get_submodule(producer), model.get_submodule(consumer)
+        if not isinstance(bn, _BN):
+            continue
+        if not isinstance(layer, _FOLDABLE):
+            if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+                warnings.append(f"{consumer}: BatchNorm after ConvTranspose {producer} not folded")
+            continue
+        if not (keep(producer, layer) and keep(consumer, bn)):
+            continue
+        if bn.running_mean is None or bn.weight is not None and bn.weight.shape[0] != layer.weight.shape[0]:
+            warnings.append(f"{consumer}: BatchNorm without running stats or channel mismatch, not folded")
+            continue
+        fold_into(layer, bn)
+        _set_submodule(model, consumer, nn.Identity())
+        folded.append([producer, consumer])
+    remaining = [n for n, m in model.named_modules() if isinstance(m, _BN)]
+    if remaining:
+        warnings.append(f"{len(remaining)} BatchNorm layer(s) not folded (no Conv/Linear directly before): "
+                        + ", ".join(remaining[:5]) + (" ..." if len(remaining) > 5 else ""))
+    if folded:
+        ctx.invalidate_graph()
+    return HandlerResult(model, warnings, {"folded": folded, "folded_count": len(folded)})

@@ -1,0 +1,90 @@
+"""Take a :class:`Snapshot` of a model state: profile, latency per runtime, accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from torchslim.report.schema import LatencyPoint, Snapshot
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """What to measure before/after each step.
+
+    ``runtimes``: subset of ("eager", "onnxruntime"); empty to skip latency.
+    ``batch_sizes``: latency batch sizes. ``threads``: fixed thread count (None: torch's current).
+    """
+
+    runtimes: tuple[str, ...] = ("eager", "onnxruntime")
+    batch_sizes: tuple[int, ...] = (1,)
+    threads: int | None = None
+
+
+def snapshot(
+    model: nn.Module,
+    example_inputs: tuple[torch.Tensor, ...],
+    label: str,
+    measure: MeasureConfig,
+    eval_fn: Callable[[nn.Module], float] | None = None,
+) -> Snapshot:
+    from torchslim.profiler import measure_latency, profile_model
+
+    stats = profile_model(model, example_inputs)
+    latency = []
+    for runtime in measure.runtimes:
+        for batch_size in measure.batch_sizes:
+            lat = measure_latency(model, example_inputs, runtime=runtime, threads=measure.threads,
+                                  batch_size=batch_size)
+            latency.append(LatencyPoint(runtime, batch_size, lat.threads, lat.latency_ms_p50, lat.latency_ms_p90))
+    return Snapshot(
+        label=label,
+        params=stats.params,
+        macs=stats.macs,
+        flops=stats.flops,
+        size_bytes=stats.size_bytes,
+        peak_activation_bytes=stats.peak_activation_bytes,
+        other_flops=dict(stats.other_flops),
+        uncounted_ops=dict(stats.uncounted_ops),
+        latency=latency,
+        accuracy=None if eval_fn is None else float(eval_fn(model)),
+    )
+
+
+def first_tensor(output: object) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (list, tuple)) and output:
+        return first_tensor(output[0])
+    raise TypeError(f"model output of type {type(output).__name__} has no tensor")
+
+
+@torch.no_grad()
+def run_eval(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        return first_tensor(model(*inputs)).detach().clone()
+    finally:
+        model.train(was_training)
+
+
+def output_error(reference: torch.Tensor, output: torch.Tensor) -> tuple[float, float | None]:
+    """(max abs error, SQNR in dB); SQNR is None when the outputs are identical.
+
+    SQNR = 10 log10(sum(ref^2) / sum((ref - out)^2)).
+    """
+    if reference.shape != output.shape:
+        raise ValueError(f"output shape changed from {tuple(reference.shape)} to {tuple(output.shape)}")
+    ref, out = reference.double(), output.double()
+    noise = (ref - out).pow(2).sum().item()
+    max_abs = (ref - out).abs().max().item() if ref.numel() else 0.0
+    if noise == 0.0:
+        return max_abs, None
+    signal = ref.pow(2).sum().item()
+    return max_abs, 10.0 * torch.log10(torch.tensor(signal / noise)).item()

@@ -1,0 +1,94 @@
+"""Run a validated recipe: build the model and data, train if asked (cached), compress, write outputs.
+
+Outputs in ``out_dir``: ``report.json``, ``report.md``, ``accuracy_vs_*.png``, the final model
+as ``model/`` (spec.json + model.safetensors) and ``model.onnx``. A trained starting model is
+cached in ``out_dir/checkpoints/<key>/``, keyed by the model, data, training and seed, and reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchslim.errors import UserError
+from torchslim.recipes.schema import Recipe
+from torchslim.report.schema import RunReport
+
+
+def _load_data(recipe: Recipe) -> Any:
+    if recipe.data is None:
+        return None
+    from torchslim.data import load_data
+
+    return load_data(recipe.data.name, image_size=recipe.data.image_size, channels=recipe.data.channels,
+                     seed=recipe.seed)
+
+
+def _build_model(recipe: Recipe, data: Any) -> nn.Module:
+    from torchslim.serialize import load
+    from torchslim.zoo import create_model
+
+    if recipe.model.checkpoint:
+        return load(recipe.model.checkpoint)
+    kwargs = dict(recipe.model.kwargs)
+    if data is not None:
+        kwargs.setdefault("in_channels", data.input_shape[0])
+        kwargs.setdefault("num_classes", data.num_classes)
+    torch.manual_seed(recipe.seed)
+    return create_model(recipe.model.name, **kwargs)
+
+
+def _cache_key(recipe: Recipe) -> str:
+    parts = {"model": asdict(recipe.model), "data": asdict(recipe.data) if recipe.data else None,
+             "train": asdict(recipe.train) if recipe.train else None, "seed": recipe.seed}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = True) -> nn.Module:
+    """The recipe's starting model, trained per its ``train`` section; cached and reused."""
+    from torchslim.serialize import load, save
+
+    model = _build_model(recipe, data)
+    if recipe.train is None or recipe.model.checkpoint:
+        return model
+    cache = out_dir / "checkpoints" / f"{recipe.model.name.replace(':', '_')}-{_cache_key(recipe)}"
+    if (cache / "spec.json").is_file():
+        return load(cache)
+    from torchslim.train import fit
+
+    fit(model, data.train, val_data=data.val, seed=recipe.seed, progress=progress, **asdict(recipe.train))
+    save(model, cache)
+    return model.eval()
+
+
+def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True) -> RunReport:
+    from torchslim.compress import compress
+    from torchslim.profiler import export_onnx
+    from torchslim.report.writer import write_report
+    from torchslim.serialize import save
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: output path exists and is not a directory")
+    data = _load_data(recipe)
+    model = trained_model(recipe, data, out, progress)
+    if data is not None:
+        example = (data.test.tensors[0][:1],)
+    else:
+        from torchslim.zoo import example_input
+
+        example = (example_input(model),)
+    result = compress(model, recipe.steps, example_inputs=example, data=data, measure=recipe.measure,
+                      seed=recipe.seed, progress=progress)
+    result.report.model["recipe"] = recipe.source
+    write_report(result.report, out)
+    save(result.model, out / "model")
+    export_onnx(result.model, example, out / "model.onnx")
+    return result.report

@@ -1,0 +1,176 @@
+"""Recipe schema, validated completely before any model is built.
+
+```yaml
+model: zoo:lenet5              # or {name: zoo:lenet5, kwargs: {...}, checkpoint: DIR}
+data: mnist5k                  # or {name: mnist5k, image_size: 32, channels: 3}
+train: {epochs: 3, lr: 0.05}   # optional: train first (cached under OUT/checkpoints)
+steps:
+  - fold.bn: {}                # one technique per item: {name: {fields}}
+measure: {runtimes: [eager, onnxruntime], batch_sizes: [1], threads: 2}
+seed: 0
+```
+Every problem is one line naming the file, the section or step, and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from torchslim.core.config import TechniqueConfig, from_mapping
+from torchslim.errors import UserError
+from torchslim.measure import MeasureConfig
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSection:
+    name: str = ""
+    image_size: int | None = None
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """Arguments of :func:`torchslim.train.fit`."""
+
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelSection
+    steps: tuple[TechniqueConfig, ...]
+    data: DataSection | None = None
+    train: TrainSection | None = None
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    seed: int = 0
+    source: str = "<recipe>"
+
+
+_SECTIONS = ("model", "data", "train", "steps", "measure", "seed")
+
+
+def _shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _step(item: Any, where: str) -> TechniqueConfig:
+    from torchslim.core.registry import techniques
+
+    if isinstance(item, str):
+        name, fields = item, {}
+    elif isinstance(item, dict) and len(item) == 1:
+        ((name, fields),) = item.items()
+    else:
+        raise UserError(f"{where}: a step is a technique name or a one-key mapping {{technique: {{fields}}}}")
+    try:
+        technique = techniques().get(name)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return technique.config_cls.from_dict(fields, where=f"{where} ({name})")
+
+
+def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
+    """Validate a recipe mapping (as loaded from YAML) into a :class:`Recipe`."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: a recipe is a mapping with sections {', '.join(_SECTIONS)}")
+    for key in raw:
+        if key not in _SECTIONS:
+            raise UserError(f"{source}: unknown section '{key}' (known sections: {', '.join(_SECTIONS)})")
+    if "model" not in raw:
+        raise UserError(f"{source}: missing section 'model'")
+    model = from_mapping(ModelSection, _shorthand(raw["model"]), f"{source}: model")
+    if not model.name and not model.checkpoint:
+        raise UserError(f"{source}: model: give a zoo 'name' or a saved 'checkpoint' directory")
+    data = None if raw.get("data") is None else from_mapping(DataSection, _shorthand(raw["data"]), f"{source}: data")
+    train = None if raw.get("train") is None else from_mapping(TrainSection, raw["train"], f"{source}: train")
+    if train is not None and data is None:
+        raise UserError(f"{source}: train: needs a 'data' section")
+    steps_raw = raw.get("steps") or []
+    if not isinstance(steps_raw, list):
+        raise UserError(f"{source}: steps: expected a list of steps")
+    steps = tuple(_step(item, f"{source}: steps[{i + 1}]") for i, item in enumerate(steps_raw))
+    measure = from_mapping(MeasureConfig, raw.get("measure"), f"{source}: measure")
+    bad = [r for r in measure.runtimes if r not in ("eager", "onnxruntime")]
+    if bad:
+        raise UserError(f"{source}: measure: field 'runtimes': unknown runtime '{bad[0]}' (known: eager, onnxruntime)")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"{source}: field 'seed' must be an integer, got {seed!r}")
+    return Recipe(model, steps, data, train, measure, seed, source)
+
+
+def set_override(raw: dict[str, Any], assignment: str, source: str) -> None:
+    """Apply ``key.sub=value`` (value parsed as YAML) to the raw recipe mapping in place,
+    e.g. ``train.epochs=1`` or ``model.kwargs.width_mult=0.5``. Steps are edited in the file.
+    """
+    if "=" not in assignment:
+        raise UserError(f"override '{assignment}': expected key=value")
+    key, _, text = assignment.partition("=")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"override '{assignment}': value is not valid YAML") from None
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if isinstance(child, str) and part in ("model", "data"):
+            child = {"name": child}
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise UserError(f"override '{assignment}': {source}: '{part}' is not a mapping")
+        node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def load_recipe(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe file (or a built-in recipe name such as ``demo``)."""
+    path = resolve_recipe_path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read recipe ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: malformed YAML{where}") from None
+    if isinstance(raw, dict):
+        for assignment in overrides:
+            set_override(raw, assignment, str(path))
+    return parse_recipe(raw, str(path))
+
+
+def builtin_recipes() -> dict[str, Path]:
+    folder = Path(__file__).parent / "builtin"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_recipe_path(path: str | os.PathLike) -> Path:
+    candidate = Path(path)
+    if candidate.exists():
+        return candidate
+    builtins = builtin_recipes()
+    if str(path) in builtins:
+        return builtins[str(path)]
+    raise UserError(f"{path}: no such recipe file (built-in recipes: {', '.join(builtins) or 'none'})")

@@ -1,0 +1,102 @@
+"""Report dataclasses. ``RunReport.to_dict()`` is the canonical JSON (``schema_version``).
+
+Units are in the field names: ``macs`` (multiply-accumulates), ``flops`` (= 2 x macs),
+``size_bytes`` (safetensors file of the state dict), ``latency_ms_p50``, ``accuracy`` (top-1,
+fraction in [0, 1]), ``sqnr_db`` (signal-to-quantization-noise ratio of the step's output
+against the pre-step output on a fixed batch; null when the outputs are identical).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class LatencyPoint:
+    runtime: str
+    batch_size: int
+    threads: int
+    latency_ms_p50: float
+    latency_ms_p90: float
+
+
+@dataclass
+class Snapshot:
+    """Measurements of one model state (the original, or the model after a step)."""
+
+    label: str
+    params: int
+    macs: int
+    flops: int
+    size_bytes: int
+    peak_activation_bytes: int
+    other_flops: dict[str, int] = field(default_factory=dict)
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+    latency: list[LatencyPoint] = field(default_factory=list)
+    accuracy: float | None = None
+
+    def latency_ms_p50(self, runtime: str, batch_size: int = 1) -> float | None:
+        for point in self.latency:
+            if point.runtime == runtime and point.batch_size == batch_size:
+                return point.latency_ms_p50
+        return None
+
+
+@dataclass
+class StepReport:
+    index: int
+    technique: str
+    config: dict[str, Any]
+    before: Snapshot
+    after: Snapshot
+    max_abs_error: float
+    sqnr_db: float | None
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    model: dict[str, Any]
+    machine: dict[str, Any]
+    initial: Snapshot
+    steps: list[StepReport] = field(default_factory=list)
+    data: dict[str, Any] | None = None
+    torchslim_version: str = ""
+    created_utc: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def final(self) -> Snapshot:
+        return self.steps[-1].after if self.steps else self.initial
+
+    def summary(self) -> dict[str, Any]:
+        """Ratios original / final (> 1 means smaller or faster), and the accuracy change."""
+        first, last = self.initial, self.final
+        out: dict[str, Any] = {
+            "params_ratio": _ratio(first.params, last.params),
+            "macs_ratio": _ratio(first.macs, last.macs),
+            "size_ratio": _ratio(first.size_bytes, last.size_bytes),
+        }
+        for point in first.latency:
+            after = last.latency_ms_p50(point.runtime, point.batch_size)
+            out[f"speedup_{point.runtime}_bs{point.batch_size}"] = _ratio(point.latency_ms_p50, after)
+        if first.accuracy is not None and last.accuracy is not None:
+            out["accuracy_change_points"] = round(100 * (last.accuracy - first.accuracy), 3)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["final"] = asdict(self.final)
+        out["summary"] = self.summary()
+        return out
+
+
+def _ratio(before: float | None, after: float | None) -> float | None:
+    if before is None or not after:
+        return None
+    return round(before / after, 4)

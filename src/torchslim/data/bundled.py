@@ -92,7 +92,7 @@ def load_dataset(
     when growing by an even amount (28 -> 32 adds 2 px per side), otherwise bilinear.
     ``channels=3`` repeats the grey channel. Images come out (N, channels, S, S) float32.
     """
-    key = name.removeprefix("data:") if isinstance(name, str) else name
+    key = name.removeprefix("data:") if isinstance(name, str) else None
     if key not in BUNDLED:
         raise UserError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
     entry = BUNDLED[key]

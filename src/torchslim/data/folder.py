@@ -33,7 +33,9 @@ def list_images(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
         raise UserError(f"image folder not found: {root}")
     class_dirs = [p for p in _visible(list(root.iterdir())) if p.is_dir()]
     if not class_dirs:
-        raise UserError(f"image folder {root} has no class sub-folders (expected root/<class>/*.png)")
+        raise UserError(
+            f"image folder {root} has no class sub-folders (expected root/<class>/*.png)"
+        )
     items: list[tuple[Path, int]] = []
     for label, class_dir in enumerate(class_dirs):
         files = [

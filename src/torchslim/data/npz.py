@@ -25,7 +25,9 @@ def _read_array(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarr
         return archive[key]
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # numpy refuses object arrays without allow_pickle
-            raise UserError(f"{path}: array {key!r} holds Python objects; save numeric arrays") from exc
+            raise UserError(
+                f"{path}: array {key!r} holds Python objects; save numeric arrays"
+            ) from exc
         raise UserError(f"{path}: cannot read array {key!r} ({exc})") from exc
 
 
@@ -39,7 +41,7 @@ def _check_x(x: np.ndarray, path: Path) -> np.ndarray:
         x = x[:, None]
     if x.ndim != 4:
         raise UserError(f"{path}: x must be (N, C, H, W) or (N, H, W), got shape {x.shape}")
-    if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+    if x.shape[-1] in (1, 3, 4) and x.shape[1] >= 8:  # 8+ input channels: far likelier H
         raise UserError(
             f"{path}: x of shape {x.shape} looks channels-last; transpose it to (N, C, H, W)"
         )

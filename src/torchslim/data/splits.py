@@ -65,13 +65,16 @@ def stratified_split(
     n_test_c = _largest_remainder(sizes * n_test / len(y), n_test, rng)
     left = sizes - n_test_c
     n_val_c = _largest_remainder(left * n_val / max(left.sum(), 1.0), n_val, rng)
-    test = [m[:t] for m, t in zip(members, n_test_c)]
-    val = [m[t : t + v] for m, t, v in zip(members, n_test_c, n_val_c)]
-    train = [m[t + v :] for m, t, v in zip(members, n_test_c, n_val_c)]
-    return tuple(np.sort(np.concatenate(parts)) for parts in (train, val, test))  # type: ignore[return-value]
+    test = [m[:t] for m, t in zip(members, n_test_c, strict=True)]
+    val = [m[t : t + v] for m, t, v in zip(members, n_test_c, n_val_c, strict=True)]
+    train = [m[t + v :] for m, t, v in zip(members, n_test_c, n_val_c, strict=True)]
+    train_idx, val_idx, test_idx = (np.sort(np.concatenate(p)) for p in (train, val, test))
+    return train_idx, val_idx, test_idx
 
 
-def split_sizes(n: int, val_fraction: float, test_fraction: float, *, source: str) -> tuple[int, int]:
+def split_sizes(
+    n: int, val_fraction: float, test_fraction: float, *, source: str
+) -> tuple[int, int]:
     """(n_val, n_test) = rounded fractions of n; fails unless at least one example trains."""
     for field_name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= frac < 1.0:

@@ -55,6 +55,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
         "modules": describe(model),
         "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
                     for k, v in model.state_dict().items()},
+        "tied": tied_parameters(model),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -73,6 +74,22 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def tied_parameters(model: nn.Module) -> list[list[str]]:
+    """Groups of parameter names that are one shared tensor (e.g. tied embeddings)."""
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _tie(model: nn.Module, groups: list[list[str]]) -> None:
+    for first, *others in groups:
+        shared = model.get_parameter(first)
+        for name in others:
+            owner, _, pname = name.rpartition(".")
+            setattr(model.get_submodule(owner), pname, shared)
 
 
 def read_spec(path: str | os.PathLike) -> dict[str, Any]:
@@ -104,6 +121,7 @@ def load(path: str | os.PathLike) -> nn.Module:
     model = create_model(origin["name"], **origin.get("kwargs", {}))
     tensors = {k: (v["shape"], getattr(torch, v["dtype"])) for k, v in spec["tensors"].items()}
     apply_tree(model, spec["modules"], tensors)
+    _tie(model, spec.get("tied", []))
     model._torchslim_origin = origin
     weights = path / WEIGHTS_FILE
     if not weights.is_file():

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from torchslim.cli.main import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["profile", "zoo:resnet2000"], "unknown model 'zoo:resnet2000'"),
+        (["profile", "lenet5", "--input-shape", "1,3,28,28"], "1, 3, 28, 28"),
+        (["profile", "lenet5", "--input-shape", "a,b"], "--input-shape 'a,b'"),
+        (["validate", "/nonexistent/recipe.yaml"], "no such recipe file"),
+        (["run", "/nonexistent/recipe.yaml", "--out", "/tmp/x"], "no such recipe file"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("torchslim: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_malformed_yaml_exit_2_and_debug_shows_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    code, _, err = _run(capsys, "validate", str(bad))
+    assert code == 2 and "malformed YAML" in err
+    from torchslim.errors import UserError
+
+    with pytest.raises(UserError):
+        main(["--debug", "validate", str(bad)])
+
+
+def test_unreadable_recipe_file(tmp_path, capsys):
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    code, _, err = _run(capsys, "validate", str(folder))
+    assert code == 2 and "cannot read recipe" in err
+
+
+def test_profile_prints_exact_lenet300_counts(capsys):
+    code, out, _ = _run(capsys, "profile", "zoo:lenet300", "--json")
+    stats = json.loads(out)
+    assert code == 0
+    assert stats["params"] == 266_610
+    assert stats["macs"] == 784 * 300 + 300 * 100 + 100 * 10
+    assert stats["flops"] == 2 * stats["macs"]
+
+
+def test_ls_lists_registries(capsys):
+    code, out, _ = _run(capsys, "ls")
+    assert code == 0
+    for item in ("fold.bn", "zoo:resnet20", "zoo:vit", "mnist5k", "digits"):
+        assert item in out
+
+
+def test_validate_builtin_demo(capsys):
+    code, out, _ = _run(capsys, "validate", "demo")
+    assert code == 0 and "ok (1 step(s): fold.bn)" in out
+
+
+def test_console_entry_point_exit_code():
+    proc = subprocess.run([sys.executable, "-m", "torchslim", "profile", "zoo:nope"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("torchslim: error: unknown model 'zoo:nope'")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,50 @@
+"""Shared test fixtures: small zoo configurations that cover every topology quickly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+# Zoo models at sizes that run in milliseconds; the 224x224 ImageNet nets are built small.
+SMALL_ZOO = {
+    "lenet300": {},
+    "lenet5": {},
+    "resnet20": {},
+    "resnet56": {},
+    "resnet50": {"num_classes": 10},
+    "vgg11": {"image_size": 32},
+    "vgg16": {"image_size": 32},
+    "mobilenetv2": {"image_size": 32, "width_mult": 0.5},
+    "densenet": {},
+    "squeezenet": {"image_size": 32},
+    "shufflenetv2": {"image_size": 32},
+    "vit": {},
+}
+
+# resnet50 has no image_size kwarg: it runs at 64x64 with the same architecture.
+SMALL_INPUT = {"resnet50": (3, 64, 64)}
+
+
+def small_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """A zoo model in eval mode with randomised BN statistics, and a seeded input batch of 2."""
+    from torchslim.zoo import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(name, **SMALL_ZOO[name]).eval()
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            c = module.num_features
+            module.running_mean.copy_(torch.rand(c, generator=gen) * 0.4 - 0.2)
+            module.running_var.copy_(torch.rand(c, generator=gen) * 0.4 + 0.8)
+            module.weight.data.copy_(torch.rand(c, generator=gen) * 0.4 + 0.8)
+            module.bias.data.copy_(torch.rand(c, generator=gen) * 0.4 - 0.2)
+    shape = SMALL_INPUT.get(name, tuple(model._torchslim_origin["input_shape"]))
+    return model, torch.randn(2, *shape, generator=gen)
+
+
+@pytest.fixture(params=sorted(SMALL_ZOO))
+def zoo_model(request: pytest.FixtureRequest) -> tuple[str, nn.Module, torch.Tensor]:
+    model, x = small_model(request.param)
+    return request.param, model, x

@@ -1,0 +1,41 @@
+import json
+
+from torchslim.recipes.runner import run_recipe
+from torchslim.recipes.schema import parse_recipe
+from torchslim.serialize import load
+
+RECIPE = {
+    "model": {"name": "zoo:lenet5", "kwargs": {"batch_norm": True}},
+    "data": "mnist5k",
+    "train": {"epochs": 1},
+    "steps": ["fold.bn"],
+    "measure": {"runtimes": ["eager", "onnxruntime"], "batch_sizes": [1]},
+}
+
+
+def test_recipe_end_to_end_writes_every_output_and_reuses_the_checkpoint(tmp_path):
+    recipe = parse_recipe(RECIPE, "e2e.yaml")
+    report = run_recipe(recipe, tmp_path, progress=False)
+    for name in ("report.json", "report.md", "accuracy_vs_size.png", "accuracy_vs_macs.png",
+                 "accuracy_vs_latency.png", "model.onnx", "model/spec.json", "model/model.safetensors"):
+        assert (tmp_path / name).is_file(), name
+    data = json.loads((tmp_path / "report.json").read_text())
+    step = data["steps"][0]
+    assert step["technique"] == "fold.bn" and step["details"]["folded_count"] == 4
+    assert step["max_abs_error"] < 1e-5
+    # folding is exact, so accuracy is identical; one epoch of LeNet-5 on MNIST-5k is well above chance
+    assert step["before"]["accuracy"] == step["after"]["accuracy"] > 0.8
+    assert {p["runtime"] for p in step["after"]["latency"]} == {"eager", "onnxruntime"}
+
+    # The saved final model reproduces the report's accuracy.
+    from torchslim.data import load_dataset
+    from torchslim.train import evaluate
+
+    assert evaluate(load(tmp_path / "model"), load_dataset("mnist5k").test) == step["after"]["accuracy"]
+
+    # Second run: the trained checkpoint is reused, so the starting accuracy is identical.
+    (checkpoint,) = (tmp_path / "checkpoints").iterdir()
+    stamp = (checkpoint / "model.safetensors").stat().st_mtime_ns
+    again = run_recipe(recipe, tmp_path, progress=False)
+    assert (checkpoint / "model.safetensors").stat().st_mtime_ns == stamp
+    assert again.initial.accuracy == report.initial.accuracy

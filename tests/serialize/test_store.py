@@ -1,0 +1,123 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from torchslim.core import Context
+from torchslim.errors import UserError
+from torchslim.fold.bn import FoldBNConfig, fold_bn_
+from torchslim.serialize import load, save
+from torchslim.zoo import create_model
+
+
+def _assert_same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype, key
+        assert torch.equal(sa[key], sb[key]), key
+    assert torch.equal(a.eval()(x), b.eval()(x))
+
+
+def test_round_trip_is_exact_for_every_zoo_model(zoo_model, tmp_path):
+    _, model, x = zoo_model
+    save(model, tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.safetensors", "spec.json"]
+    _assert_same(model, load(tmp_path / "m"), x)
+
+
+def test_round_trip_after_bn_folding(zoo_model, tmp_path):
+    _, model, x = zoo_model
+    fold_bn_(model, FoldBNConfig(), Context((x,)))
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in loaded.modules()) == sum(
+        isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    _assert_same(model, loaded, x)
+
+
+def test_round_trip_after_surgery(tmp_path):
+    """What later techniques produce: fewer channels, a layer replaced by a chain, a removed bias."""
+    torch.manual_seed(0)
+    model = create_model("lenet5").eval()
+    f = model.features
+    f[0] = nn.Conv2d(1, 4, 5, padding=2)
+    f[3] = nn.Sequential(nn.Conv2d(4, 3, (5, 1), bias=False), nn.Conv2d(3, 16, (1, 5)))
+    model.classifier[0] = nn.Linear(400, 60, bias=False)
+    model.classifier[2] = nn.Linear(60, 84)
+    x = torch.randn(3, 1, 28, 28)
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.classifier[0].bias is None
+    assert isinstance(loaded.features[3], nn.Sequential)
+    _assert_same(model, loaded, x)
+
+
+def test_tied_weights_stay_tied(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    a, b = model.layer1[0].conv2, model.layer1[1].conv1
+    b.weight = a.weight
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.layer1[1].conv1.weight is loaded.layer1[0].conv2.weight
+    _assert_same(model, loaded, torch.randn(2, 3, 32, 32))
+
+
+def test_save_replaces_existing_directory_atomically(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    first = create_model("lenet300").eval()
+    save(first, tmp_path / "m")
+    second = create_model("lenet300").eval()
+
+    import safetensors.torch
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_model", broken)
+    with pytest.raises(OSError):
+        save(second, tmp_path / "m")
+    monkeypatch.undo()
+    # the old save is intact and no temporary directory is left behind
+    _assert_same(first, load(tmp_path / "m"), torch.randn(1, 1, 28, 28))
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_model_without_origin_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no architecture origin"):
+        save(nn.Linear(2, 2), tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: (d / "spec.json").unlink(), "no spec.json"),
+        (lambda d: (d / "spec.json").write_text("{not json"), "unreadable spec"),
+        (lambda d: _edit(d, format="other"), "not a torchslim model spec"),
+        (lambda d: _edit(d, schema_version=99), "schema_version 99"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 10), "weights do not match"),
+        (lambda d: _edit_module(d, "features.0", "os.system"), "not on torchslim's allow-list"),
+    ],
+)
+def test_bad_files_give_one_line_user_errors(tmp_path, mutate, message):
+    save(create_model("lenet5"), tmp_path / "m")
+    mutate(tmp_path / "m")
+    with pytest.raises(UserError, match=message) as info:
+        load(tmp_path / "m")
+    assert "\n" not in str(info.value)
+
+
+def _edit(folder, **fields):
+    spec = json.loads((folder / "spec.json").read_text())
+    spec.update(fields)
+    (folder / "spec.json").write_text(json.dumps(spec))
+
+
+def _edit_module(folder, name, cls):
+    spec = json.loads((folder / "spec.json").read_text())
+    for entry in spec["modules"]:
+        if entry["name"] == name:
+            entry["class"] = cls
+    (folder / "spec.json").write_text(json.dumps(spec))

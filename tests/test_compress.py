@@ -1,0 +1,59 @@
+import pytest
+import torch
+from torch import nn
+
+from torchslim import compress
+from torchslim.errors import UserError
+from torchslim.fold.bn import FoldBNConfig
+from torchslim.measure import MeasureConfig, output_error
+from tests.conftest import small_model
+
+EAGER_ONLY = MeasureConfig(runtimes=("eager",))
+
+
+def test_fold_step_report_has_exact_before_after_counts():
+    model, x = small_model("resnet20")
+    before_state = {k: v.clone() for k, v in model.state_dict().items()}
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    convs_without_bias = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.bias is None]
+    result = compress(model, [FoldBNConfig()], example_inputs=x[:1], measure=EAGER_ONLY, progress=False)
+    step = result.report.steps[0]
+    # Folding drops BN's gamma and beta and gives every (bias-free) conv a bias.
+    removed = sum(2 * bn.num_features for bn in bns)
+    added = sum(conv.out_channels for conv in convs_without_bias)
+    assert step.before.params - step.after.params == removed - added
+    assert step.before.macs == step.after.macs  # BN arithmetic is not MACs; it moves out of other_flops
+    assert step.after.other_flops.get("norm", 0) == 0 < step.before.other_flops["norm"]
+    assert step.max_abs_error < 1e-5 and step.sqnr_db > 100
+    assert step.technique == "fold.bn" and step.config == {"exclude": []}
+    assert [p.runtime for p in step.after.latency] == ["eager"]
+    # the caller's model is untouched
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before_state.items())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in result.model.modules())
+    summary = result.report.to_dict()["summary"]
+    assert summary["macs_ratio"] == 1.0 and summary["params_ratio"] > 1.0
+
+
+def test_steps_accept_names_tuples_and_mappings():
+    model, x = small_model("lenet5")
+    result = compress(model, ["fold.bn", ("fold.bn", {"exclude": ["x"]}), {"technique": "fold.bn"}],
+                      example_inputs=x[:1], measure=MeasureConfig(runtimes=()), progress=False)
+    assert [s.index for s in result.report.steps] == [1, 2, 3]
+    assert result.report.steps[1].config == {"exclude": ["x"]}
+    assert result.report.steps[0].sqnr_db is None  # nothing to fold in plain LeNet-5: identical output
+
+
+def test_bad_step_is_a_user_error_before_anything_runs():
+    model, x = small_model("lenet5")
+    with pytest.raises(UserError, match=r"step 2 \(fold.bn\): unknown field 'bogus'"):
+        compress(model, ["fold.bn", ("fold.bn", {"bogus": 1})], example_inputs=x[:1], progress=False)
+
+
+def test_output_error_matches_hand_computed_sqnr():
+    ref = torch.tensor([3.0, 4.0])
+    out = torch.tensor([3.0, 4.5])
+    max_abs, sqnr = output_error(ref, out)
+    assert max_abs == 0.5
+    assert sqnr == pytest.approx(10 * torch.log10(torch.tensor(25 / 0.25)).item())  # 20 dB
+    assert output_error(ref, ref.clone()) == (0.0, None)

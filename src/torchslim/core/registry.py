@@ -77,8 +77,16 @@ def register_technique(name: str, config_cls: type) -> Callable[[Callable[..., H
     return wrap
 
 
-# Modules whose import registers the built-in techniques; a new technique family adds itself here.
-BUILTIN_TECHNIQUE_MODULES = ("torchslim.fold.bn",)
+# Packages whose import registers the built-in techniques (each family's __init__ imports the
+# modules that call register_technique); a new family adds itself here.
+BUILTIN_TECHNIQUE_MODULES = (
+    "torchslim.fold",
+    "torchslim.prune",
+    "torchslim.quant",
+    "torchslim.lowrank",
+    "torchslim.distill",
+    "torchslim.deepcomp",
+)
 
 
 def techniques() -> Registry[Technique]:

@@ -7,11 +7,13 @@ per step would double peak memory on large models).
 from __future__ import annotations
 
 import copy
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,8 +53,6 @@ def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
 
 
 def machine_info(threads: int | None) -> dict[str, Any]:
-    import os
-
     info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "threads": threads or torch.get_num_threads()}
     try:
@@ -74,6 +74,7 @@ def compress(
     measure: MeasureConfig | None = None,
     seed: int = 0,
     progress: bool = True,
+    out_dir: str | os.PathLike | None = None,
 ) -> CompressResult:
     """Copy ``model`` once, apply ``steps`` in order, and report every step.
 
@@ -98,7 +99,8 @@ def compress(
 
     work = copy.deepcopy(model).eval()
     # The caller's model is never modified, so it serves as the teacher without another copy.
-    ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=model, seed=seed, progress=progress)
+    ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=model, seed=seed, progress=progress,
+                  out_dir=None if out_dir is None else Path(out_dir))
     initial = snapshot(work, inputs, "original", measure, eval_fn)
     report = RunReport(
         model={"origin": getattr(model, "_torchslim_origin", None), "class": type(model).__name__,

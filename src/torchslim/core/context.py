@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ class Context:
     ``data``: a :class:`torchslim.data.DataSplits` or None, for techniques that train or calibrate.
     ``eval_fn``: model -> accuracy in [0, 1], or None.
     ``teacher``: the model before compression (for distillation), or None.
+    ``out_dir``: the run's output directory (for artefacts such as compressed files), or None.
     """
 
     example_inputs: tuple[torch.Tensor, ...]
@@ -33,6 +35,7 @@ class Context:
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
+    out_dir: Path | None = None
     _graph: tuple[int, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

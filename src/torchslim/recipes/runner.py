@@ -86,7 +86,7 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
         example = (example_input(model),)
     result = compress(model, recipe.steps, example_inputs=example, data=data, measure=recipe.measure,
-                      seed=recipe.seed, progress=progress)
+                      seed=recipe.seed, progress=progress, out_dir=out)
     result.report.model["recipe"] = recipe.source
     write_report(result.report, out)
     save(result.model, out / "model")

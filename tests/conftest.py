@@ -44,6 +44,15 @@ def small_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     return model, torch.randn(2, *shape, generator=gen)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread per test: on 2 shared cores, 2 threads stall behind other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=sorted(SMALL_ZOO))
 def zoo_model(request: pytest.FixtureRequest) -> tuple[str, nn.Module, torch.Tensor]:
     model, x = small_model(request.param)

@@ -95,19 +95,23 @@ class _Attention(nn.Module):
         super().__init__()
         self.causal = causal
 
-    def forward(self, q, k, v):
-        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+    def forward(self, q, k, v, mask=None):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_sdpa_macs(causal):
+@pytest.mark.parametrize("causal,masked", [(False, False), (True, False), (False, True)])
+def test_sdpa_macs(causal, masked):
     b, h, lq, lk, e, ev = 2, 4, 7, 9, 16, 8
     q, k, v = torch.randn(b, h, lq, e), torch.randn(b, h, lk, e), torch.randn(b, h, lk, ev)
-    stats = profile_model(_Attention(causal), (q, k, v))
+    mask = torch.randn(lq, lk) if masked else None
+    stats = profile_model(_Attention(causal), (q, k, v, mask))
     # q @ k^T: b*h*lq*lk*e, then attn @ v: b*h*lq*lk*ev (causal masking not discounted)
     assert stats.macs == b * h * lq * lk * (e + ev)
     scores = b * h * lq * lk
-    assert stats.other_flops["softmax"] == 5 * scores
+    assert stats.other_flops == {
+        "softmax": 5 * scores,
+        "elementwise": q.numel() + k.numel() + (scores if masked else 0),  # scale q, k; add mask
+    }
     assert stats.uncounted_ops == {}
 
 

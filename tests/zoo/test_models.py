@@ -264,3 +264,17 @@ def test_vit_removing_a_dead_head_is_exact():
         attn.num_heads -= 1
         out = model(x)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_lenet5_batch_norm_variant_adds_four_norm_layers():
+    import torch
+    from torch import nn
+
+    from torchslim.zoo import create_model
+
+    plain, bn = create_model("lenet5"), create_model("lenet5", batch_norm=True)
+    norms = [m for m in bn.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    assert [m.num_features for m in norms] == [6, 16, 120, 84]
+    # each BN adds gamma and beta
+    assert sum(p.numel() for p in bn.parameters()) - sum(p.numel() for p in plain.parameters()) == 2 * (6 + 16 + 120 + 84)
+    assert bn.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -51,8 +51,10 @@ def test_unknown_name_lists_known_names_on_one_line():
 
 
 def test_unknown_kwarg_names_kwarg_and_model():
-    with pytest.raises(UserError, match=r"'resnet20'.*'width_mult'"):
+    with pytest.raises(UserError, match=r"'resnet20'.*'width_mult'.*in_channels, num_classes$"):
         create_model("resnet20", width_mult=0.5)
+    with pytest.raises(UserError, match=r"'shufflenetv2'.*'widht_mult'.*width_mult"):
+        create_model("zoo:shufflenetv2", widht_mult=1.0)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +64,7 @@ def test_unknown_kwarg_names_kwarg_and_model():
         ("resnet20", {"num_classes": 2.5}),
         ("vgg16", {"image_size": 16}),  # five 2x2 max-pools need >= 32
         ("shufflenetv2", {"width_mult": 0.75}),
+        ("shufflenetv2", {"width_mult": [1.0]}),
         ("mobilenetv2", {"width_mult": -1.0}),
         ("densenet", {"depth": 41}),
         ("vit", {"image_size": 30}),  # not a multiple of patch_size 4
@@ -112,7 +115,7 @@ def test_origin_records_every_resolved_kwarg():
     origin = create_model("lenet5")._torchslim_origin
     assert origin == {
         "name": "lenet5",
-        "kwargs": {"in_channels": 1, "num_classes": 10},
+        "kwargs": {"in_channels": 1, "num_classes": 10, "batch_norm": False},
         "input_shape": [1, 28, 28],
         "num_classes": 10,
     }

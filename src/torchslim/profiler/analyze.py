@@ -138,9 +138,9 @@ def profile_model(model: nn.Module, example_inputs: Inputs) -> ModelStats:
             other_flops=dict(sorted(r.other_flops.items())),
             uncounted_ops=dict(sorted(r.uncounted_ops.items())),
             output_shape=r.output_shape,
-            calls=r.calls,
+            calls=counter.calls[module],
         )
-        for r in counter.layers.values()
+        for module, r in counter.layers.items()
     ]
     return ModelStats(
         params=count_params(model),

@@ -45,7 +45,6 @@ class LayerRecord:
     other_flops: Counter[str] = field(default_factory=Counter)
     uncounted_ops: Counter[str] = field(default_factory=Counter)
     output_shape: tuple[int, ...] | None = None
-    calls: int = 0
 
 
 def _first_shape(output: Any) -> tuple[int, ...] | None:
@@ -85,6 +84,7 @@ class OpCounter(TorchDispatchMode):
         self.layers: dict[nn.Module, LayerRecord] = {}
         self._names = {module: name for name, module in model.named_modules()}
         self._stack: list[nn.Module] = []
+        self.calls: Counter[nn.Module] = Counter()
 
     # -- module attribution ---------------------------------------------------------
 
@@ -103,8 +103,7 @@ class OpCounter(TorchDispatchMode):
         leaf = next(module.children(), None) is None
         if leaf or next(module.parameters(recurse=False), None) is not None:
             self._record(module)
-        if module in self.layers:
-            self.layers[module].calls += 1
+        self.calls[module] += 1
 
     def _post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if not self._stack or self._stack[-1] is not module:

@@ -24,7 +24,8 @@ Hand-written here, because that registry lacks them:
   ``pool``       max / avg pooling: kernel elements per output element (padded
                  positions included); adaptive pooling: the exact window sizes
   ``softmax``    5 per element (max, subtract, exp, sum, divide), log-softmax too;
-                 attention kernels add 5 per attention score plus 1 for the scaling
+                 attention kernels: 5 per attention score, plus elementwise flops
+                 for scaling q and k and adding a mask (PyTorch's math reference)
   ``reduction``  1 per input element (sum, mean, amax, ...); var/std: 3; vector
                  norm: 2. Global average pooling shows up here: PyTorch lowers
                  ``AdaptiveAvgPool2d(1)`` to ``mean``.
@@ -212,10 +213,15 @@ def _adaptive_pool(spatial_dims: int) -> Formula:
 
 
 def _attention_other(args: Args, kwargs: Kwargs, out: Any) -> dict[str, int]:
-    """Per attention score (B*Hq*Lq*Lk): softmax 5 flops, scaling 1 flop."""
+    """Softmax: 5 flops per attention score (B*Hq*Lq*Lk); elementwise: the scaling of q
+    and k (1 flop per element each) and an additive mask (1 per score), as in PyTorch's
+    reference ``_scaled_dot_product_attention_math``."""
     q, k = args[0], args[1]
     scores = q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2]
-    return {"softmax": 5 * scores, "elementwise": scores}
+    # the mask is kwarg ``attn_mask`` (CPU kernel) or positional ``attn_bias`` (GPU kernels)
+    has_mask = any(isinstance(a, torch.Tensor) for a in (*args[3:], *kwargs.values()))
+    masked = scores if has_mask else 0
+    return {"softmax": 5 * scores, "elementwise": q.numel() + k.numel() + masked}
 
 
 def _addmm_activation_other(args: Args, kwargs: Kwargs, out: Any) -> dict[str, int]:

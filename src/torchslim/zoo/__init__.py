@@ -5,7 +5,8 @@ classes, out-of-place residual adds, so each model traces with torch.export and 
 exports to ONNX. ``create_model("zoo:resnet20")`` builds one; ``list_models()`` lists them.
 """
 
-from torchslim.zoo import densenet, lenet, mobilenet, resnet, shufflenet, squeezenet, vgg, vit  # noqa: F401  (register)
+# Importing the model files fills the registry.
+from torchslim.zoo import densenet, lenet, mobilenet, resnet, shufflenet, squeezenet, vgg, vit  # noqa: F401
 from torchslim.zoo.registry import (
     ModelInfo,
     create_model,

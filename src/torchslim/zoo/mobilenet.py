@@ -38,7 +38,9 @@ def make_divisible(v: float, divisor: int = 8) -> int:
 class ConvBNReLU6(nn.Sequential):
     """Conv (no bias) - BN - ReLU6; ``groups == channels`` makes it depthwise."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, groups: int = 1) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, groups: int = 1
+    ) -> None:
         super().__init__(
             nn.Conv2d(in_ch, out_ch, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
             nn.BatchNorm2d(out_ch),

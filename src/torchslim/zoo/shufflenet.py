@@ -84,7 +84,8 @@ class ShuffleNetV2(nn.Module):
         in_ch = stem_ch
         stages = []
         for repeats, out_ch in zip(_REPEATS, widths[1:4]):
-            units = [ShuffleUnit(in_ch, out_ch, 2)] + [ShuffleUnit(out_ch, out_ch, 1) for _ in range(repeats - 1)]
+            units = [ShuffleUnit(in_ch, out_ch, 2)]
+            units += [ShuffleUnit(out_ch, out_ch, 1) for _ in range(repeats - 1)]
             stages.append(nn.Sequential(*units))
             in_ch = out_ch
         self.stage2, self.stage3, self.stage4 = stages
@@ -115,6 +116,8 @@ def shufflenetv2(
     *, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 0.5, image_size: int = 224
 ) -> nn.Module:
     check_image_size("shufflenetv2", image_size, minimum=32)
-    if width_mult not in _WIDTHS:
-        raise UserError(f"model 'shufflenetv2': width_mult must be one of {sorted(_WIDTHS)}, got {width_mult!r}")
-    return ShuffleNetV2(in_channels, num_classes, _WIDTHS[width_mult], small=image_size <= SMALL_IMAGE_MAX)
+    if not isinstance(width_mult, (int, float)) or width_mult not in _WIDTHS:
+        choices = sorted(_WIDTHS)
+        raise UserError(f"model 'shufflenetv2': width_mult must be one of {choices}, got {width_mult!r}")
+    small = image_size <= SMALL_IMAGE_MAX
+    return ShuffleNetV2(in_channels, num_classes, _WIDTHS[width_mult], small=small)

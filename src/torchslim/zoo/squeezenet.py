@@ -30,7 +30,9 @@ class Fire(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.squeeze_relu(self.squeeze(x))
-        return torch.cat([self.expand1x1_relu(self.expand1x1(x)), self.expand3x3_relu(self.expand3x3(x))], dim=1)
+        out1 = self.expand1x1_relu(self.expand1x1(x))
+        out3 = self.expand3x3_relu(self.expand3x3(x))
+        return torch.cat([out1, out3], dim=1)
 
 
 class SqueezeNet(nn.Module):

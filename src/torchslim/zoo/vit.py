@@ -124,4 +124,6 @@ def vit(
     check_image_size("vit", image_size, minimum=patch_size, multiple=patch_size)
     if dim % num_heads:
         raise UserError(f"model 'vit': dim ({dim}) must be divisible by num_heads ({num_heads})")
-    return VisionTransformer(in_channels, num_classes, image_size, patch_size, dim, depth, num_heads, mlp_ratio)
+    return VisionTransformer(
+        in_channels, num_classes, image_size, patch_size, dim, depth, num_heads, mlp_ratio
+    )

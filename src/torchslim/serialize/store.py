@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchslim.core.atomic import current_umask
 from torchslim.errors import UserError
 from torchslim.serialize.spec import apply_tree, describe
 
@@ -59,6 +60,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
     try:
         save_model(model, str(tmp / WEIGHTS_FILE))
         (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=1), encoding="utf-8")

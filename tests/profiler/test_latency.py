@@ -21,8 +21,8 @@ def _tiny() -> nn.Module:
 def test_stats_are_consistent(runtime):
     model = _tiny().train()
     threads_before = torch.get_num_threads()
-    stats = measure_latency(model, torch.randn(1, 3, 8, 8), runtime=runtime, threads=1, batch_size=4,
-                            warmup=1, repeats=7)  # fmt: skip
+    x = torch.randn(1, 3, 8, 8)
+    stats = measure_latency(model, x, runtime=runtime, threads=1, batch_size=4, warmup=1, repeats=7)
     assert stats.runtime == runtime and stats.batch_size == 4 and stats.threads == 1
     assert stats.repeats == 7 and stats.warmup == 1
     assert 0 < stats.latency_ms_p50 <= stats.latency_ms_p90

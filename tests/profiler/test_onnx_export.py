@@ -52,8 +52,12 @@ class _TinyViT(nn.Module):
         return self.head(F.gelu(x[:, 0]))
 
 
+def _convnet() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3))
+
+
 MODELS = {
-    "convnet": lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3)),
+    "convnet": _convnet,
     "residual": _Residual,
     "vit_sdpa": _TinyViT,
 }
@@ -106,3 +110,23 @@ def test_import_loads_no_onnx_runtime():
     code = "import sys, torchslim.profiler; print('onnxruntime' in sys.modules, 'onnx' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_dynamo_exporter_fallback_keeps_batch_dynamic(tmp_path, monkeypatch):
+    """If the TorchScript exporter fails, the torch.export-based one takes over; a batch-1
+    example must not pin the batch (the ViT expands its class token to the batch)."""
+    from torchslim.profiler import onnx_export
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("TorchScript exporter unavailable")
+
+    monkeypatch.setattr(onnx_export, "_export_torchscript", unavailable)
+    torch.manual_seed(0)
+    model = _TinyViT().eval()
+    path = export_onnx(model, torch.randn(1, 3, 8, 8), tmp_path / "vit.onnx")
+    session = onnx_session(path, threads=1)
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    (got,) = session.run(None, {"input": x.numpy()})
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)

@@ -13,6 +13,7 @@ steps:
   - fold.bn: {exclude: [features.1]}
   - fold.bn
 measure: {runtimes: [eager], batch_sizes: [1, 8]}
+eval: {split: val}
 """
 
 
@@ -29,6 +30,7 @@ def test_valid_recipe_parses_into_configs(tmp_path):
     assert recipe.train.epochs == 1
     assert recipe.steps == (FoldBNConfig(exclude=("features.1",)), FoldBNConfig())
     assert recipe.measure.runtimes == ("eager",) and recipe.measure.batch_sizes == (1, 8)
+    assert recipe.eval.split == "val" and recipe.eval.batch_size == 256
 
 
 def test_overrides_apply_before_validation(tmp_path):
@@ -53,6 +55,7 @@ def test_overrides_apply_before_validation(tmp_path):
         (lambda r: r.pop("data"), "train: needs a 'data' section"),
         (lambda r: r.update(steps={"fold.bn": {}}), "steps: expected a list"),
         (lambda r: r.update(seed=1.5), "field 'seed' must be an integer"),
+        (lambda r: r.update(eval={"split": "train"}), "eval: field 'split' must be one of 'test', 'val'"),
     ],
 )
 def test_every_mistake_is_one_line_naming_file_step_and_field(tmp_path, edit, message):

@@ -75,14 +75,13 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
         for arm in args:
             if arm is type(None) and value is None:
                 return None
-        errors = []
         for arm in args:
             if arm is type(None):
                 continue
             try:
                 return _coerce(value, arm, what)
-            except UserError as exc:
-                errors.append(str(exc))
+            except UserError:
+                continue
         raise UserError(f"{what} must be {' or '.join(_describe(a) for a in args)}, got {value!r}")
     if origin is Literal:
         if value not in args:

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from torchslim.errors import UserError
+from torchslim.train import StepContext, StepHook
 
 
 @contextlib.contextmanager
@@ -58,3 +62,14 @@ def seeded(seed: int) -> contextlib.AbstractContextManager:
             yield
 
     return fork()
+
+
+def stop_if_diverged(method: str, lr: float) -> StepHook:
+    """after_step hook: a non-finite loss ends training with a UserError naming the step and lr
+    (logit L2 from scratch, for instance, needs a much smaller lr than cross-entropy)."""
+
+    def hook(ctx: StepContext) -> None:
+        if ctx.loss is not None and not math.isfinite(float(ctx.loss)):
+            raise UserError(f"distill={method}: loss is {float(ctx.loss)} at step {ctx.step}; lower lr (now {lr})")
+
+    return hook

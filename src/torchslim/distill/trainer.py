@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from torchslim.distill.adversarial import AdversarialDistiller
-from torchslim.distill.common import WithHelpers, teacher_eval, teacher_logits
+from torchslim.distill.common import WithHelpers, stop_if_diverged, teacher_eval, teacher_logits
 from torchslim.distill.config import FinetuneConfig
 from torchslim.distill.fitnets import _probe_batch, default_layers, train_hints_
 from torchslim.distill.kd import kd_loss
@@ -41,15 +41,17 @@ def run_distillation(
     if method != "none" and teacher is None:
         raise UserError(f"distill={method} needs a teacher model (none given)")
     common = dict(config.fit_kwargs(), seed=seed, progress=progress, val_data=val_data)
+    guard = [stop_if_diverged(method, config.lr)]
     details: dict[str, Any] = {"distill": method, "epochs": config.epochs}
     if method == "none":
-        history = fit(student, train_data, epochs=config.epochs, **common)
+        history = fit(student, train_data, epochs=config.epochs, after_step=guard, **common)
     elif method in ("kd", "l2", "fitnets"):
         assert teacher is not None
         with teacher_eval(teacher):
             if method == "fitnets":
                 hint, guided = default_layers(config.hint_layer, config.guided_layer)
-                stage1 = dict(common, lr=config.hint_lr if config.hint_lr is not None else config.lr, val_data=None)
+                hint_lr = config.hint_lr if config.hint_lr is not None else config.lr
+                stage1 = dict(common, lr=hint_lr, val_data=None, after_step=[stop_if_diverged("fitnets", hint_lr)])
                 _, hint_details = train_hints_(student, teacher, train_data, hint_layer=hint, guided_layer=guided,
                                                epochs=config.hint_epochs, **stage1)
                 details.update(hint_layer=hint, guided_layer=guided, hint_epochs=config.hint_epochs, **hint_details)
@@ -60,7 +62,7 @@ def run_distillation(
                     return logit_l2_loss(ctx.outputs, z_t)
                 return kd_loss(ctx.outputs, z_t, ctx.targets, config.temperature, config.alpha)
 
-            history = fit(student, train_data, epochs=config.epochs, loss_fn=loss, **common)
+            history = fit(student, train_data, epochs=config.epochs, loss_fn=loss, after_step=guard, **common)
         if method != "l2":
             details.update(temperature=config.temperature, alpha=config.alpha)
     else:  # adversarial
@@ -75,7 +77,7 @@ def run_distillation(
             try:
                 model = WithHelpers(student, adv.helpers) if adv.helpers else student
                 history = fit(model, train_data, epochs=config.epochs, loss_fn=adv.loss,
-                              after_step=[adv.step_discriminator], **common)
+                              after_step=[*guard, adv.step_discriminator], **common)
             finally:
                 adv.close()
         details.update(adv.details())

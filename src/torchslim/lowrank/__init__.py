@@ -1,1 +1,32 @@
-"""Placeholder: filled by the lowrank technique family."""
+"""Low-rank factorization and compression-aware training.
+
+Steps: ``lowrank.svd`` (Linear -> two Linears, Conv2d -> kxk + 1x1), ``lowrank.tucker``
+(Tucker-2: 1x1 -> kxk core -> 1x1), ``lowrank.cp`` (Lebedev et al. 2015: 1x1 -> depthwise
+kx1 -> depthwise 1xk -> 1x1), ``lowrank.spatial`` (Jaderberg et al. 2014: kx1 -> 1xk) and
+``lowrank.regularize`` (nuclear-norm training, Alvarez & Salzmann 2017). Every replacement is
+an ``nn.Sequential`` of standard layers. TensorLy and SciPy load on first use.
+"""
+
+from torchslim.lowrank.cp import CPConfig, cp_, cp_conv
+from torchslim.lowrank.regularize import RegularizeConfig, regularize_
+from torchslim.lowrank.spatial import SpatialConfig, spatial_, spatial_conv
+from torchslim.lowrank.svd import SVDConfig, svd_, svd_conv, svd_linear
+from torchslim.lowrank.tucker import TuckerConfig, tucker2_conv, tucker_
+
+__all__ = [
+    "CPConfig",
+    "RegularizeConfig",
+    "SVDConfig",
+    "SpatialConfig",
+    "TuckerConfig",
+    "cp_",
+    "cp_conv",
+    "regularize_",
+    "spatial_",
+    "spatial_conv",
+    "svd_",
+    "svd_conv",
+    "svd_linear",
+    "tucker2_conv",
+    "tucker_",
+]

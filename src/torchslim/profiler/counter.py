@@ -2,9 +2,10 @@
 
 PyTorch does the heavy lifting: the dispatcher hands every aten op to
 ``__torch_dispatch__`` (the mechanism ``torch.utils.flop_counter.FlopCounterMode`` is
-built on), ops without a formula are first decomposed with ``OpOverload.decompose`` as
-``FlopCounterMode`` does, and the per-op formulas live in ``formulas.py``. Under fake
-tensors a few slow fake kernels are replaced by shape rules (``shape_rules.py``).
+built on), and ops without a formula are first decomposed with ``OpOverload.decompose``
+as ``FlopCounterMode`` does. The per-op formulas live in ``formulas.py``, the allow-list
+of free ops in ``zero_cost.py``; under fake tensors a few slow fake kernels are replaced
+by shape rules (``shape_rules.py``).
 
 Hand-written: module attribution. ``torch.utils.module_tracker.ModuleTracker`` keeps the
 running modules as an unordered *set* of names prefixed by the root's class name, so it
@@ -29,9 +30,10 @@ from torch.nn.modules.module import (
 )
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torchslim.profiler.formulas import IGNORED, has_formula, op_cost
-from torchslim.profiler.shape_rules import FAKE_SHAPE_RULES
+from torchslim.profiler.formulas import op_cost
 from torchslim.profiler.memory import LiveRanges
+from torchslim.profiler.shape_rules import FAKE_SHAPE_RULES
+from torchslim.profiler.zero_cost import IGNORED, has_formula
 
 
 @dataclass

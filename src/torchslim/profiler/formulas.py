@@ -31,9 +31,9 @@ Hand-written here, because that registry lacks them:
                  ``AdaptiveAvgPool2d(1)`` to ``mean``.
   =============  ===============================================================
 
-``ZERO_COST`` is the explicit allow-list of ops that do no arithmetic (views, copies,
-concatenation, indexing, tensor creation). An op that is in neither table has no
-formula: the profiler reports it in ``uncounted_ops`` instead of counting it as zero.
+Ops that do no arithmetic are allow-listed in ``zero_cost.py``; an op in none of these
+tables has no formula, and the profiler reports it in ``uncounted_ops`` instead of
+counting it as zero.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ Kwargs = dict[str, Any]
 Formula = Callable[[Args, Kwargs, Any], int]
 
 
-def _packets(names: Sequence[str], *, inplace: bool = False) -> list[Any]:
+def packets(names: Sequence[str], *, inplace: bool = False) -> list[Any]:
     """Overload packets for ``names`` that exist in this torch build (plus ``name_`` variants)."""
     found = []
     for name in names:
@@ -122,7 +122,7 @@ _FORWARD_REGISTRY_OPS = (
 )
 
 MAC_FORMULAS: dict[Any, Formula] = {
-    p: _from_registry(p) for p in _packets(_FORWARD_REGISTRY_OPS) if p in flop_registry
+    p: _from_registry(p) for p in packets(_FORWARD_REGISTRY_OPS) if p in flop_registry
 }
 MAC_FORMULAS.update(
     {
@@ -249,82 +249,45 @@ def _add(category: str, packets: list[Any], formula: Formula) -> None:
         OTHER_FORMULAS[packet] = lambda a, k, o, f=formula, c=category: {c: f(a, k, o)}
 
 
-_add("bias", _packets(["convolution", "_convolution"]), _bias(2))
-_add("bias", _packets(["addmm", "baddbmm", "addmv", "addbmm"]), _per_out(1))
-_add("norm", _packets(["native_batch_norm", "_native_batch_norm_legit"]), _batch_norm)
-_add("norm", _packets(["_native_batch_norm_legit_no_training"]), _per_out(2))
-_add("norm", _packets(["native_layer_norm"]), _stat_norm(2))
-_add("norm", _packets(["native_group_norm"]), _stat_norm(1))
-_add("norm", _packets(["_fused_rms_norm"]), _per_in(4))
-_add("elementwise", _packets(_ELEMENTWISE, inplace=True), _per_out(1))
-_add("elementwise", _packets(["addcmul", "addcdiv"], inplace=True), _per_out(2))
+_add("bias", packets(["convolution", "_convolution"]), _bias(2))
+_add("bias", packets(["addmm", "baddbmm", "addmv", "addbmm"]), _per_out(1))
+_add("norm", packets(["native_batch_norm", "_native_batch_norm_legit"]), _batch_norm)
+_add("norm", packets(["_native_batch_norm_legit_no_training"]), _per_out(2))
+_add("norm", packets(["native_layer_norm"]), _stat_norm(2))
+_add("norm", packets(["native_group_norm"]), _stat_norm(1))
+_add("norm", packets(["_fused_rms_norm"]), _per_in(4))
+_add("elementwise", packets(_ELEMENTWISE, inplace=True), _per_out(1))
+_add("elementwise", packets(["addcmul", "addcdiv"], inplace=True), _per_out(2))
 for _dims in (1, 2, 3):
     _add(
         "pool",
-        _packets([f"max_pool{_dims}d", f"max_pool{_dims}d_with_indices", f"avg_pool{_dims}d"]),
+        packets([f"max_pool{_dims}d", f"max_pool{_dims}d_with_indices", f"avg_pool{_dims}d"]),
         _pool(_dims),
     )
     _add(
         "pool",
-        _packets([f"adaptive_avg_pool{_dims}d", f"_adaptive_avg_pool{_dims}d",
-                  f"adaptive_max_pool{_dims}d"]),
+        packets(
+            [f"adaptive_avg_pool{_dims}d", f"_adaptive_avg_pool{_dims}d", f"adaptive_max_pool{_dims}d"]
+        ),
         _adaptive_pool(_dims),
     )
-_add("softmax", _packets(["_softmax", "_log_softmax", "_safe_softmax"]), _per_out(5))
-_add("reduction", _packets(["sum", "mean", "amax", "amin", "max", "min", "prod", "argmax",
-                            "argmin", "any", "all"]), _per_in(1))
-_add("reduction", _packets(["var", "std", "var_mean", "std_mean"]), _per_in(3))
-_add("reduction", _packets(["linalg_vector_norm", "norm"]), _per_in(2))
-for _attention in _packets(
-    ["_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"]
-):
+_add("softmax", packets(["_softmax", "_log_softmax", "_safe_softmax"]), _per_out(5))
+_REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all"]
+_add("reduction", packets(_REDUCTIONS), _per_in(1))
+_add("reduction", packets(["var", "std", "var_mean", "std_mean"]), _per_in(3))
+_add("reduction", packets(["linalg_vector_norm", "norm"]), _per_in(2))
+_ATTENTION = [
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+]
+for _attention in packets(_ATTENTION):
     OTHER_FORMULAS[_attention] = _attention_other
 OTHER_FORMULAS[aten._addmm_activation] = _addmm_activation_other
 
-# ------------------------------------------------------------------------ zero cost
-
-_ZERO_COST_NAMES = (
-    # views and layout
-    "view", "_unsafe_view", "reshape", "_reshape_alias", "view_as", "permute", "transpose",
-    "t", "expand", "expand_as", "squeeze", "unsqueeze", "flatten", "unflatten", "alias",
-    "as_strided", "slice", "select", "narrow", "diagonal", "unfold", "movedim", "split",
-    "split_with_sizes", "unsafe_split", "chunk", "unbind", "detach", "lift_fresh",
-    "view_as_real", "view_as_complex", "_local_scalar_dense",
-    # copies and data movement
-    "clone", "copy", "copy_", "_to_copy", "contiguous", "lift_fresh_copy", "cat", "stack",
-    "repeat", "tile", "roll", "flip", "constant_pad_nd", "reflection_pad1d",
-    "reflection_pad2d", "replication_pad1d", "replication_pad2d", "index", "_unsafe_index",
-    "index_select", "gather", "embedding", "index_put", "index_put_", "scatter",
-    "slice_scatter", "select_scatter", "masked_select", "pixel_shuffle", "pixel_unshuffle",
-    "channel_shuffle", "native_channel_shuffle", "upsample_nearest1d", "upsample_nearest2d",
-    "upsample_nearest3d", "_upsample_nearest_exact2d", "tril", "triu",
-    # creation
-    "empty", "empty_strided", "empty_like", "zeros", "zeros_like", "ones", "ones_like",
-    "full", "full_like", "new_empty", "new_empty_strided", "new_zeros", "new_ones",
-    "new_full", "fill", "fill_", "zero_", "arange", "scalar_tensor", "_to_dense",
-    # dropout is the identity at inference
-    "dropout", "native_dropout", "feature_dropout", "alpha_dropout",
-)
-ZERO_COST: frozenset[Any] = frozenset(_packets(_ZERO_COST_NAMES))
-
-# Metadata queries that are not computations at all: never counted, never reported.
-IGNORED: frozenset[Any] = frozenset(
-    _packets(["size", "sym_size", "stride", "sym_stride", "storage_offset", "numel",
-              "sym_numel", "dim", "is_contiguous", "sym_is_contiguous",
-              "is_strides_like_format", "is_non_overlapping_and_dense", "is_same_size",
-              "sym_storage_offset"])
-    + [torch.ops.prim.device, torch.ops.prim.layout]
-)
-
-
-def has_formula(packet: Any) -> bool:
-    """True if ``packet`` is costed (MACs or other flops) or known to cost nothing."""
-    return packet in MAC_FORMULAS or packet in OTHER_FORMULAS or packet in ZERO_COST
-
-
 def op_cost(packet: Any, args: Args, kwargs: Kwargs, out: Any) -> tuple[int, dict[str, int]]:
-    """(macs, other_flops by category) of one call; call only when ``has_formula(packet)``."""
+    """(macs, other_flops by category) of one call; zeros for an op in neither table."""
     macs = MAC_FORMULAS[packet](args, kwargs, out) if packet in MAC_FORMULAS else 0
     other = OTHER_FORMULAS[packet](args, kwargs, out) if packet in OTHER_FORMULAS else {}
     return int(macs), {k: int(v) for k, v in other.items() if v}

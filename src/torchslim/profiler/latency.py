@@ -136,7 +136,10 @@ def measure_latency(
     if threads < 1:
         raise UserError(f"threads must be >= 1, got {threads}")
     if repeats < 1 or min_repeats < 1 or warmup < 0:
-        raise UserError(f"need repeats >= 1, min_repeats >= 1, warmup >= 0; got {repeats}, {min_repeats}, {warmup}")
+        raise UserError(
+            f"need repeats >= 1, min_repeats >= 1, warmup >= 0; "
+            f"got {repeats}, {min_repeats}, {warmup}"
+        )
     inputs, batch = batch_inputs(as_input_tuple(example_inputs), batch_size)
 
     def timing(call: Callable[[], Any]) -> list[float]:

@@ -105,10 +105,10 @@ class ModelStats:
         """Summary lines plus one row per layer (the first ``max_layers`` if given)."""
         shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes)
         lines = [
-            f"input {shapes}: {human(self.params)} params, {human(self.macs)}MACs "
-            f"({human(self.flops)}FLOPs) + {human(self.other_flops_total)}FLOPs other, "
-            f"size {human(self.size_bytes)}B, peak activations "
-            f"{human(self.peak_activation_bytes)}B",
+            f"input {shapes}: {human(self.params)} params, {human(self.macs, 'MACs')} "
+            f"({human(self.flops, 'FLOPs')}) + {human(self.other_flops_total, 'FLOPs')} other, "
+            f"size {human(self.size_bytes, 'B')}, peak activations "
+            f"{human(self.peak_activation_bytes, 'B')}",
         ]
         if self.other_flops:
             parts = ", ".join(f"{k} {human(v)}" for k, v in sorted(self.other_flops.items()))
@@ -142,9 +142,9 @@ class ModelStats:
         return "\n".join(lines)
 
 
-def human(n: float) -> str:
-    """1234567 -> '1.23 M' (SI prefixes, 3 significant digits); append the unit yourself."""
+def human(n: float, unit: str = "") -> str:
+    """1234567, "B" -> '1.23 MB' (SI prefixes, 3 significant digits); 12 -> '12'."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
-            return f"{n / factor:.3g} {prefix}"
-    return f"{n:g} "
+            return f"{n / factor:.3g} {prefix}{unit}"
+    return f"{n:g} {unit}".rstrip()

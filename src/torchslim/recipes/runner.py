@@ -85,8 +85,14 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         from torchslim.zoo import example_input
 
         example = (example_input(model),)
-    result = compress(model, recipe.steps, example_inputs=example, data=data, measure=recipe.measure,
-                      seed=recipe.seed, progress=progress, out_dir=out)
+    eval_fn = None
+    if data is not None:
+        from torchslim.train import evaluate
+
+        split = getattr(data, recipe.eval.split)
+        eval_fn = lambda m: evaluate(m, split, batch_size=recipe.eval.batch_size)  # noqa: E731
+    result = compress(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
+                      measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out)
     result.report.model["recipe"] = recipe.source
     write_report(result.report, out)
     save(result.model, out / "model")

@@ -6,6 +6,7 @@ data: mnist5k                  # or {name: mnist5k, image_size: 32, channels: 3}
 train: {epochs: 3, lr: 0.05}   # optional: train first (cached under OUT/checkpoints)
 steps:
   - fold.bn: {}                # one technique per item: {name: {fields}}
+eval: {split: test}            # accuracy before/after every step (needs data)
 measure: {runtimes: [eager, onnxruntime], batch_sizes: [1], threads: 2}
 seed: 0
 ```
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -55,17 +56,26 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class EvalSection:
+    """Top-1 accuracy before and after every step, on this split of ``data``."""
+
+    split: Literal["test", "val"] = "test"
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
 class Recipe:
     model: ModelSection
     steps: tuple[TechniqueConfig, ...]
     data: DataSection | None = None
     train: TrainSection | None = None
     measure: MeasureConfig = field(default_factory=MeasureConfig)
+    eval: EvalSection = field(default_factory=EvalSection)
     seed: int = 0
     source: str = "<recipe>"
 
 
-_SECTIONS = ("model", "data", "train", "steps", "measure", "seed")
+_SECTIONS = ("model", "data", "train", "steps", "eval", "measure", "seed")
 
 
 def _shorthand(value: Any) -> Any:
@@ -112,10 +122,11 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     bad = [r for r in measure.runtimes if r not in ("eager", "onnxruntime")]
     if bad:
         raise UserError(f"{source}: measure: field 'runtimes': unknown runtime '{bad[0]}' (known: eager, onnxruntime)")
+    evaluation = from_mapping(EvalSection, raw.get("eval"), f"{source}: eval")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{source}: field 'seed' must be an integer, got {seed!r}")
-    return Recipe(model, steps, data, train, measure, seed, source)
+    return Recipe(model, steps, data, train, measure, evaluation, seed, source)
 
 
 def set_override(raw: dict[str, Any], assignment: str, source: str) -> None:

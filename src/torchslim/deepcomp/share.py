@@ -1,0 +1,166 @@
+"""Trained quantization by weight sharing (Han et al. 2016, "Deep Compression", s. 3).
+
+Per layer, the non-zero weights are clustered into k = 2**bits shared values by 1-D k-means,
+minimising sum_i |w_i - c_{a(i)}|^2 (eq. 1). Initialisation (s. 3.2; Fig. 4 finds linear
+best, because it keeps the rare large weights): ``linear`` spaces c evenly over
+[min w, max w]; ``density`` spaces them evenly in the CDF of w; ``random`` (Forgy) picks k
+weights at random. Lloyd's iterations are exact in 1-D: sorted centroids, assignment by
+midpoints (``torch.bucketize``).
+
+Fine-tuning (s. 3.3): the weight is re-expressed as W = where(mask, c[a], 0) through a
+``torch.nn.utils.parametrize`` parametrization whose parameter is c, so autograd gives each
+centroid the sum of its weights' gradients, dL/dc_k = sum_{a(i)=k} dL/dW_i (eq. 3), and
+pruned weights stay exactly zero. ``fit`` trains the centroids (and biases); the result is
+baked back into plain weights holding at most k distinct non-zero values.
+
+1-D k-means is written here (20 lines) rather than taken from scikit-learn: it is exact with
+sorted centroids and needs no distance matrix; tests check it against ``sklearn.cluster.KMeans``
+from the same initial centroids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from torchslim.core.config import TechniqueConfig
+from torchslim.core.context import Context
+from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.deepcomp.common import check_names, require_data, retrain, weight_layers
+
+
+@dataclass(frozen=True)
+class ShareConfig(TechniqueConfig):
+    """``bits``: k = 2**bits shared values per layer (``layer_bits`` per layer name)."""
+
+    bits: int = 5
+    layer_bits: dict[str, int] = field(default_factory=dict)
+    init: Literal["linear", "density", "random"] = "linear"
+    iterations: int = 50
+    epochs: int = 2
+    lr: float = 0.001
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    batch_size: int = 64
+    bias_float16: bool = False
+    types: tuple[str, ...] = ("linear", "conv")
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for b in (self.bits, *self.layer_bits.values()):
+            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 12:
+                raise ValueError(f"field 'bits'/'layer_bits': bits must be an integer in 1..12, got {b!r}")
+        if self.iterations < 1 or self.epochs < 0:
+            raise ValueError("fields 'iterations' >= 1 and 'epochs' >= 0 are required")
+
+
+def init_centroids(values: torch.Tensor, k: int, method: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(k,) sorted initial centroids for the 1-D ``values`` (Han et al. 2016, s. 3.2)."""
+    v = values.double()
+    if method == "linear":
+        return torch.linspace(v.min().item(), v.max().item(), k, dtype=torch.float64)
+    if method == "density":
+        return torch.quantile(v, (torch.arange(k, dtype=torch.float64) + 0.5) / k)
+    if method == "random":
+        pick = torch.randperm(v.numel(), generator=generator)[:k]
+        return v[pick].sort().values
+    raise ValueError(f"unknown init {method!r}")
+
+
+def kmeans_1d(values: torch.Tensor, centroids: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's algorithm in 1-D: (centroids (k,) float64 sorted, assignment (n,) int64).
+
+    An empty cluster keeps its centroid. Stops when the assignment no longer changes.
+    """
+    v = values.double().reshape(-1)
+    c = centroids.double().sort().values.clone()
+    assign = None
+    for _ in range(iterations):
+        new = torch.bucketize(v, (c[1:] + c[:-1]) / 2)
+        if assign is not None and torch.equal(new, assign):
+            break
+        assign = new
+        sums = torch.zeros_like(c).index_add_(0, assign, v)
+        counts = torch.bincount(assign, minlength=c.numel())
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+        c = c.sort().values  # means of ordered 1-D clusters stay ordered; sort guards float ties
+    return c, torch.bucketize(v, (c[1:] + c[:-1]) / 2)
+
+
+class SharedWeight(nn.Module):
+    """Parametrization W = where(mask, centroids[index], 0): index/mask (weight shape) buffers."""
+
+    def __init__(self, index: torch.Tensor, mask: torch.Tensor, centroids: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("index", index)
+        self.register_buffer("mask", mask)
+        self.initial = centroids
+
+    def forward(self, centroids: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.mask, centroids[self.index], torch.zeros((), dtype=centroids.dtype))
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.initial.to(weight.dtype)
+
+
+def cluster_layer(weight: torch.Tensor, bits: int, init: str, iterations: int,
+                  generator: torch.Generator | None = None) -> SharedWeight | None:
+    """k-means over the layer's non-zero weights; None when it has none."""
+    mask = weight.detach() != 0
+    values = weight.detach()[mask]
+    if values.numel() == 0:
+        return None
+    k = min(2**bits, int(torch.unique(values).numel()))
+    centroids, assign = kmeans_1d(values, init_centroids(values, k, init, generator), iterations)
+    index = torch.zeros(weight.shape, dtype=torch.long)
+    index[mask] = assign
+    return SharedWeight(index, mask, centroids.float())
+
+
+@register_technique("deepcomp.share", ShareConfig)
+def share_(model: nn.Module, config: ShareConfig, ctx: Context) -> HandlerResult:
+    """Weight sharing: per-layer k-means (k = 2^bits), then centroid fine-tuning (Han 2016)."""
+    selected = weight_layers(model, config.types, config.include, config.exclude)
+    check_names(selected, config.layer_bits, "layer_bits")
+    require_data(ctx, config.epochs)
+    generator = torch.Generator().manual_seed(ctx.seed)
+    details: dict[str, dict] = {}
+    shared: list[nn.Module] = []
+    for name, layer in selected:
+        bits = config.layer_bits.get(name, config.bits)
+        param = cluster_layer(layer.weight, bits, config.init, config.iterations, generator)
+        if param is None:
+            continue
+        before = layer.weight.detach().clone()
+        parametrize.register_parametrization(layer, "weight", param, unsafe=True)
+        err = (layer.weight.detach() - before).pow(2).sum().item()
+        details[name] = {"bits": bits, "clusters": int(param.initial.numel()),
+                         "kmeans_sse": err, "sqnr_db": _sqnr(before, err)}
+        shared.append(layer)
+    if config.epochs > 0:
+        history = retrain(model, ctx, epochs=config.epochs, lr=config.lr, optimizer=config.optimizer,
+                          momentum=config.momentum, weight_decay=0.0, batch_size=config.batch_size)
+    else:
+        history = []
+    for layer in shared:
+        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    if config.bias_float16:
+        with torch.no_grad():
+            for _, layer in selected:
+                if getattr(layer, "bias", None) is not None:
+                    layer.bias.copy_(layer.bias.half().float())
+    distinct = {n: int(torch.unique(m.weight.detach()[m.weight.detach() != 0]).numel()) for n, m in selected}
+    for name in details:
+        details[name]["distinct_after"] = distinct[name]
+    return HandlerResult(model, [], {"layers": details, "val_accuracy": history})
+
+
+def _sqnr(reference: torch.Tensor, noise_energy: float) -> float | None:
+    if noise_energy == 0:
+        return None
+    return round(10 * torch.log10(reference.double().pow(2).sum() / noise_energy).item(), 2)

@@ -1,0 +1,74 @@
+"""Capture a model as an ATen graph with ``torch.export`` (non-strict) for dependency analysis.
+
+``torch.export.export(model, args, strict=False)`` runs the model's Python forward on fake
+tensors and records every ATen op with its output shapes (``node.meta["val"]``), the module
+it ran in (``node.meta["nn_module_stack"]``) and the parameter / buffer each placeholder
+stands for (the exported program's graph signature). That is what channel-dependency
+analysis needs: ops keyed by the op itself, shapes, and a way back to the state dict.
+
+Fallback: if export fails (data-dependent control flow, unsupported Python), the same
+capture is retried with ``torch.export``'s draft mode off and then we give up with a
+:class:`torchslim.errors.UserError` naming the reason — there is no shape-free fallback,
+because pruning without shapes would risk a silently wrong model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from torchslim.errors import UserError
+
+
+@dataclass
+class ExportedGraph:
+    """An exported ATen graph plus the maps back to the model.
+
+    ``param_of``: placeholder node name -> state-dict name (parameters and buffers).
+    ``user_inputs`` / ``outputs``: placeholder names of the user's inputs, output node args.
+    """
+
+    graph: fx.Graph
+    param_of: dict[str, str]
+    user_inputs: list[str]
+    buffers: set[str] = field(default_factory=set)
+
+
+def module_path(node: fx.Node) -> str:
+    """Qualified name of the innermost module ``node`` ran in ('' for the root)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return str(path)
+
+
+def capture_export(model: nn.Module, example_inputs: tuple[Any, ...]) -> ExportedGraph:
+    """Export ``model`` on ``example_inputs`` (eval mode, real parameters untouched)."""
+    was_training = model.training
+    model.eval()
+    try:
+        program = torch.export.export(model, tuple(example_inputs), strict=False)
+    except Exception as exc:  # export raises many types on untraceable code
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"torch.export could not capture {type(model).__name__} for pruning: {first}") from None
+    finally:
+        model.train(was_training)
+    param_of: dict[str, str] = {}
+    buffers: set[str] = set()
+    user_inputs: list[str] = []
+    for spec in program.graph_signature.input_specs:
+        name = getattr(spec.arg, "name", None)
+        if name is None:
+            continue
+        kind = spec.kind.name
+        if kind in ("PARAMETER", "BUFFER") and spec.target is not None:
+            param_of[name] = spec.target
+            if kind == "BUFFER":
+                buffers.add(spec.target)
+        elif kind == "USER_INPUT":
+            user_inputs.append(name)
+    return ExportedGraph(program.graph, param_of, user_inputs, buffers)

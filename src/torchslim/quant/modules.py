@@ -1,0 +1,141 @@
+"""Int8 layers that store real int8 weights and export to ONNX as a QDQ graph.
+
+Each quantized layer holds ``weight_int8`` (int8, the conv/linear weight layout), per-output-
+channel float ``weight_scale`` (symmetric, zero point 0), a float ``bias`` and per-tensor
+activation parameters (``input_scale``/``input_zero_point``, ``output_scale``/
+``output_zero_point``). The forward is the quantize-dequantize simulation:
+
+    y = Q_out(act(conv(Q_in(x), W_int8 * s_w) + b))
+
+with an optional fused ReLU/ReLU6 ``act``. Exported with torch's TorchScript ONNX exporter it
+becomes ``QuantizeLinear -> DequantizeLinear`` on activations and ``DequantizeLinear`` on the
+int8 weight initializer (per-axis scale), with the float conv between: ONNX Runtime's QDQ
+fusion turns each DQ -> Conv/Gemm(-> Relu) -> Q group into ``QLinearConv`` / ``QGemm`` running
+u8 x s8 integer kernels (tests check the optimised graph's op types). The state dict holds the
+int8 tensors, so ``size_bytes`` and ``torchslim.save`` are the real int8 size.
+
+In eager PyTorch the layer runs the float simulation (no int8 kernel), so eager latency is
+slightly worse than fp32; the speed comes from ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchslim.serialize.spec import allow_module
+
+ACTIVATIONS = ("none", "relu", "relu6")
+
+
+class DequantizeWeight(torch.autograd.Function):
+    """``W_int8 * scale`` along ``axis``; exports as one ONNX ``DequantizeLinear`` (axis attr)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, scale: torch.Tensor, axis: int) -> torch.Tensor:  # noqa: ARG004
+        shape = [1] * q.dim()
+        shape[axis] = -1
+        return q.to(scale.dtype) * scale.view(shape)
+
+    @staticmethod
+    def symbolic(g: Any, q: Any, scale: Any, axis: int) -> Any:
+        channels = scale.type().sizes()[0]
+        zero = g.op("Constant", value_t=torch.zeros(channels, dtype=torch.int8))
+        return g.op("DequantizeLinear", q, scale, zero, axis_i=axis)
+
+
+def fake_quant_act(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Per-tensor quantize-dequantize; exports as ``QuantizeLinear -> DequantizeLinear``."""
+    qmin, qmax = (-128, 127) if signed else (0, 255)
+    return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, qmin, qmax)
+
+
+def _act(y: torch.Tensor, activation: str) -> torch.Tensor:
+    if activation == "relu":
+        return F.relu(y)
+    if activation == "relu6":
+        return F.relu6(y)
+    return y
+
+
+class _QuantizedLayer(nn.Module):
+    """Shared buffers and the QDQ forward of :class:`QuantizedConv2d` / :class:`QuantizedLinear`."""
+
+    def _init_buffers(self, weight_shape: tuple[int, ...], out_features: int, bias: bool) -> None:
+        self.register_buffer("weight_int8", torch.zeros(weight_shape, dtype=torch.int8))
+        self.register_buffer("weight_scale", torch.ones(out_features))
+        self.register_parameter("bias", nn.Parameter(torch.zeros(out_features), requires_grad=False) if bias else None)
+        self.register_buffer("input_scale", torch.tensor(1.0))
+        self.register_buffer("input_zero_point", torch.tensor(0, dtype=torch.int32))
+        self.register_buffer("output_scale", torch.tensor(1.0))
+        self.register_buffer("output_zero_point", torch.tensor(0, dtype=torch.int32))
+
+    def dequantized_weight(self) -> torch.Tensor:
+        return DequantizeWeight.apply(self.weight_int8, self.weight_scale, 0)
+
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        signed = self.act_dtype == "int8"
+        if self.quantize_input:
+            x = fake_quant_act(x, self.input_scale, self.input_zero_point, signed)
+        y = _act(self._compute(x, self.dequantized_weight()), self.activation)
+        return fake_quant_act(y, self.output_scale, self.output_zero_point, signed)
+
+
+class QuantizedConv2d(_QuantizedLayer):
+    """Int8 Conv2d (per-channel int8 weights, per-tensor activations); (N, C, H, W) -> (N, O, H', W')."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
+                 dilation: tuple[int, int] = (1, 1), groups: int = 1, bias: bool = True,
+                 activation: str = "none", quantize_input: bool = True, act_dtype: str = "uint8") -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = tuple(kernel_size), tuple(stride)
+        self.padding, self.dilation = tuple(padding), tuple(dilation)
+        self.activation, self.quantize_input, self.act_dtype = activation, quantize_input, act_dtype
+        self._init_buffers((out_channels, in_channels // groups, *self.kernel_size), out_channels, bias)
+
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class QuantizedLinear(_QuantizedLayer):
+    """Int8 Linear (per-output-feature int8 weights, per-tensor activations); (..., I) -> (..., O)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "none",
+                 quantize_input: bool = True, act_dtype: str = "uint8") -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.activation, self.quantize_input, self.act_dtype = activation, quantize_input, act_dtype
+        self._init_buffers((out_features, in_features), out_features, bias)
+
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight, self.bias)
+
+
+class QuantizedActivation(nn.Module):
+    """A ReLU/ReLU6/identity followed by per-tensor quantize-dequantize of its output.
+
+    Placed where a standalone activation (one not fused into a conv, e.g. after a residual
+    add) feeds quantized layers, so ONNX Runtime sees ``Add -> Relu -> Q`` and runs ``QLinearAdd``.
+    """
+
+    def __init__(self, activation: str = "relu", act_dtype: str = "uint8") -> None:
+        super().__init__()
+        self.activation, self.act_dtype = activation, act_dtype
+        self.register_buffer("output_scale", torch.tensor(1.0))
+        self.register_buffer("output_zero_point", torch.tensor(0, dtype=torch.int32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fake_quant_act(_act(x, self.activation), self.output_scale, self.output_zero_point,
+                              self.act_dtype == "int8")
+
+
+for _cls in (QuantizedConv2d, QuantizedLinear, QuantizedActivation):
+    allow_module(_cls)

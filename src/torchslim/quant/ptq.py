@@ -1,0 +1,251 @@
+"""Post-training int8 quantization (``quant.ptq``) with real integer execution in ONNX Runtime.
+
+Steps: fold BatchNorm (``fold.bn``); plan QDQ placement on the fx graph (:mod:`.plan`);
+calibrate activation ranges on ``num_samples`` training images with an observer
+(:mod:`.observers`); replace each Conv2d/Linear by a :class:`QuantizedConv2d` /
+:class:`QuantizedLinear` holding per-channel symmetric int8 weights (Krishnamoorthi 2018,
+"Quantizing deep convolutional networks for efficient inference", Sec. 3: per-channel weights,
+per-tensor activations). Linear 8-bit as in Vanhoucke et al. 2011 is this with uint8 activations.
+
+Mixed precision (``max_accuracy_drop``): while the accuracy drop on ``ctx.eval_fn`` exceeds the
+bound, the quantized layer with the worst local SQNR (its own output error given float inputs)
+goes back to float, up to ``max_float_layers``.
+
+The report details give per-layer SQNR (dB) and the op types ONNX Runtime runs after its QDQ
+fusion (:mod:`.onnx_check`); with ``ctx.out_dir`` the int8 ONNX file is written there.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from torchslim.core.config import TechniqueConfig
+from torchslim.core.context import Context
+from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.core.select import LayerFilter
+from torchslim.errors import UserError
+from torchslim.quant.modules import QuantizedActivation, QuantizedConv2d, QuantizedLinear
+from torchslim.quant.observers import OBSERVERS, Observer, QParams, quantize_weight, symmetric_weight_scales
+from torchslim.quant.plan import QuantPlan, build_plan
+
+
+@dataclass(frozen=True)
+class PTQConfig(TechniqueConfig):
+    """``observer``: minmax | percentile | mse | entropy (activations); ``percentile`` for that observer.
+
+    ``act_dtype``: "uint8" (asymmetric) or "int8" (symmetric). ``num_samples``: calibration images
+    from the training split. ``max_accuracy_drop``: points (e.g. 0.3) for mixed precision, None
+    to quantize every selected layer. ``export_onnx``: write ``quant_int8.onnx`` to the run folder.
+    """
+
+    observer: Literal["minmax", "percentile", "mse", "entropy"] = "percentile"
+    percentile: float = 99.99
+    act_dtype: Literal["uint8", "int8"] = "uint8"
+    num_samples: int = 512
+    batch_size: int = 64
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_accuracy_drop: float | None = None
+    max_float_layers: int = 8
+    export_onnx: bool = True
+
+    def __post_init__(self) -> None:
+        if self.observer not in OBSERVERS:
+            raise ValueError(f"observer must be one of {OBSERVERS}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise ValueError("num_samples and batch_size must be >= 1")
+
+
+def calibration_batches(ctx: Context, num_samples: int, batch_size: int, step: str) -> Iterator[torch.Tensor]:
+    """The first ``num_samples`` training images in batches; UserError naming ``step`` without data."""
+    if ctx.data is None:
+        raise UserError(f"{step} needs calibration data: set 'data:' in the recipe (or data= in compress)")
+    images = ctx.data.train.tensors[0][:num_samples]
+    for start in range(0, len(images), batch_size):
+        yield images[start:start + batch_size]
+
+
+@dataclass
+class Calibration:
+    """Observed activation ranges: inputs of every candidate layer, outputs of every quantizable point."""
+
+    inputs: dict[str, Observer]
+    outputs: dict[str, Observer]
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, plan: QuantPlan, batches: Iterator[torch.Tensor], config: PTQConfig) -> Calibration:
+    """Run ``batches`` through the float ``model`` with observers hooked on the planned tensors."""
+    def make() -> Observer:
+        return Observer(config.observer, config.act_dtype, config.percentile)
+
+    cal = Calibration({name: make() for name in plan.layers},
+                      {name: make() for name in [*map(plan.output_module, plan.layers), *plan.activations]})
+    handles = []
+    for name in plan.layers:
+        handles.append(model.get_submodule(name).register_forward_pre_hook(
+            lambda m, args, obs=cal.inputs[name]: obs.update(args[0])))
+    for name, obs in cal.outputs.items():
+        handles.append(model.get_submodule(name).register_forward_hook(
+            lambda m, args, out, obs=obs: obs.update(out)))
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return cal
+
+
+def _set(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent), child, module)
+
+
+def _store(scale: torch.Tensor, zero_point: torch.Tensor, q: QParams) -> None:
+    scale.fill_(q.scale)
+    zero_point.fill_(q.zero_point)
+
+
+@torch.no_grad()
+def make_quantized_layer(layer: nn.Module, activation: str, input_q: QParams, output_q: QParams,
+                         act_dtype: str) -> QuantizedConv2d | QuantizedLinear:
+    """An int8 copy of ``layer`` (Conv2d or Linear) with the given activation parameters."""
+    has_bias = layer.bias is not None
+    if isinstance(layer, nn.Conv2d):
+        if isinstance(layer.padding, str) or layer.padding_mode != "zeros":
+            raise UserError(f"conv with padding={layer.padding!r}, padding_mode={layer.padding_mode!r} is not supported")
+        q = QuantizedConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                            layer.dilation, layer.groups, has_bias, activation, True, act_dtype)
+    else:
+        q = QuantizedLinear(layer.in_features, layer.out_features, has_bias, activation, True, act_dtype)
+    scales = symmetric_weight_scales(layer.weight)
+    q.weight_scale.copy_(scales)
+    q.weight_int8.copy_(quantize_weight(layer.weight, scales))
+    if has_bias:
+        q.bias.copy_(layer.bias.detach())
+    _store(q.input_scale, q.input_zero_point, input_q)
+    _store(q.output_scale, q.output_zero_point, output_q)
+    return q.to(layer.weight.device)
+
+
+def convert(model: nn.Module, plan: QuantPlan, cal: Calibration, quantized: set[str], act_dtype: str) -> nn.Module:
+    """Replace ``quantized`` layers (and standalone activations) in ``model`` in place."""
+    sources = plan.input_sources(quantized)
+    out_q = {name: obs.qparams() for name, obs in cal.outputs.items()}
+    for name in quantized:
+        layer_plan = plan.layers[name]
+        source = sources[name]
+        input_q = out_q[plan.output_module(source) if source in plan.layers else source] if source else \
+            cal.inputs[name].qparams()
+        new = make_quantized_layer(model.get_submodule(name), layer_plan.activation, input_q,
+                                   out_q[plan.output_module(name)], act_dtype)
+        _set(model, name, new)
+        if layer_plan.activation_module:
+            _set(model, layer_plan.activation_module, nn.Identity())
+    fused = {plan.layers[n].activation_module for n in quantized}
+    for name, kind in plan.activations.items():
+        if name in fused or not quantized:
+            continue
+        act = QuantizedActivation(kind, act_dtype)
+        _store(act.output_scale, act.output_zero_point, out_q[name])
+        _set(model, name, act)
+    return model
+
+
+def sqnr_db(reference: torch.Tensor, output: torch.Tensor) -> float:
+    """10 log10(sum ref^2 / sum (ref - out)^2); inf when exact."""
+    noise = (reference.double() - output.double()).pow(2).sum().item()
+    signal = reference.double().pow(2).sum().item()
+    return math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
+
+
+@torch.no_grad()
+def local_sqnr(float_model: nn.Module, quant_model: nn.Module, plan: QuantPlan, quantized: set[str],
+               x: torch.Tensor) -> dict[str, float]:
+    """Per layer: SQNR of the quantized layer's output vs the float layer(+activation) output,
+    both fed the float model's input to that layer (each layer's own error, not accumulated)."""
+    captured: dict[str, list[torch.Tensor]] = {}
+    handles = []
+    for name in quantized:
+        captured[name] = []
+        handles.append(float_model.get_submodule(name).register_forward_pre_hook(
+            lambda m, args, n=name: captured[n].append(args[0])))
+        handles.append(float_model.get_submodule(plan.output_module(name)).register_forward_hook(
+            lambda m, args, out, n=name: captured[n].append(out)))
+    try:
+        float_model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: round(sqnr_db(out, quant_model.get_submodule(name)(inp)), 2)
+            for name, (inp, out) in captured.items()}
+
+
+def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str = "quant.ptq") -> HandlerResult:
+    """Fold BN, calibrate and convert ``model`` in place (see module docstring)."""
+    from torchslim.fold.bn import FoldBNConfig, fold_bn_
+
+    warnings = list(fold_bn_(model, FoldBNConfig(), ctx).warnings)
+    keep = LayerFilter(config.include, config.exclude)
+    selected = {n for n, m in model.named_modules() if n and keep(n, m)}
+    try:
+        plan = build_plan(model, selected)
+    except Exception as exc:  # fx raises many types on untraceable code
+        raise UserError(f"{step}: torch.fx cannot trace {type(model).__name__} ({str(exc).splitlines()[0]})") from None
+    if not plan.layers:
+        raise UserError(f"{step}: no Conv2d/Linear layer selected (check include/exclude)")
+    warnings += [f"{name}: called more than once, left in float" for name in plan.skipped]
+    cal = calibrate(model, plan, calibration_batches(ctx, config.num_samples, config.batch_size, step), config)
+    float_model = copy.deepcopy(model)
+    probe = next(calibration_batches(ctx, 16, 16, step))
+    quantized = set(plan.layers)
+    convert(model, plan, cal, quantized, config.act_dtype)
+    sqnr = local_sqnr(float_model, model, plan, quantized, probe)
+    details: dict[str, object] = {"observer": config.observer, "act_dtype": config.act_dtype,
+                                  "quantized_layers": len(quantized), "sqnr_db": sqnr}
+    if config.max_accuracy_drop is not None:
+        if ctx.eval_fn is None:
+            raise UserError(f"{step}: max_accuracy_drop needs an evaluation (data with a test split)")
+        float_acc = ctx.eval_fn(float_model)
+        acc = ctx.eval_fn(model)
+        kept_float: list[str] = []
+        while 100 * (float_acc - acc) > config.max_accuracy_drop and len(kept_float) < config.max_float_layers:
+            worst = min((n for n in quantized), key=lambda n: sqnr[n])
+            quantized.discard(worst)
+            kept_float.append(worst)
+            _restore(model, float_model)
+            convert(model, plan, cal, quantized, config.act_dtype)
+            acc = ctx.eval_fn(model)
+        details.update(float_accuracy=float_acc, int8_accuracy=acc, float_layers=kept_float)
+        if 100 * (float_acc - acc) > config.max_accuracy_drop:
+            warnings.append(f"accuracy drop {100 * (float_acc - acc):.2f} points still above max_accuracy_drop "
+                            f"{config.max_accuracy_drop} with {len(kept_float)} float layers")
+    details["quantized_layers"] = len(quantized)
+    return HandlerResult(model, warnings, details)
+
+
+def _restore(model: nn.Module, float_model: nn.Module) -> None:
+    """Put every top-level child of ``float_model`` back into ``model`` (undo a conversion)."""
+    for name, child in float_model.named_children():
+        setattr(model, name, copy.deepcopy(child))
+
+
+@register_technique("quant.ptq", PTQConfig)
+def ptq_(model: nn.Module, config: PTQConfig, ctx: Context) -> HandlerResult:
+    """Post-training int8 (per-channel weights, calibrated activations) running on ORT integer kernels."""
+    result = quantize_model_(model, config, ctx)
+    if config.export_onnx:
+        from torchslim.quant.onnx_check import export_and_check
+
+        result.details.update(export_and_check(model, ctx, "quant_ptq_int8.onnx"))
+    return result

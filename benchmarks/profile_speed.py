@@ -32,8 +32,10 @@ TARGET_S = 0.3
 def _machine(threads: int) -> str:
     import onnxruntime
 
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
-        f"machine: {os.cpu_count()} cores ({platform.machine()}), python {platform.python_version()}, "
+        f"machine: {os.cpu_count()} cores ({platform.machine()}), load average {load} "
+        f"(other processes share the cores), python {platform.python_version()}, "
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, threads {threads}"
     )
 

@@ -35,7 +35,9 @@ from torchslim.deepcomp.common import check_names, require_data, retrain, weight
 
 @dataclass(frozen=True)
 class ShareConfig(TechniqueConfig):
-    """``bits``: k = 2**bits shared values per layer (``layer_bits`` per layer name)."""
+    """``bits``: k = 2**bits shared values per layer (``layer_bits`` per layer name).
+    ``float16``: round centroids and biases of the shared layers to float16 values after
+    fine-tuning, halving what the file spends on codebooks and biases."""
 
     bits: int = 5
     layer_bits: dict[str, int] = field(default_factory=dict)
@@ -46,7 +48,7 @@ class ShareConfig(TechniqueConfig):
     optimizer: str = "sgd"
     momentum: float = 0.9
     batch_size: int = 64
-    bias_float16: bool = False
+    float16: bool = False
     types: tuple[str, ...] = ("linear", "conv")
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -149,11 +151,14 @@ def share_(model: nn.Module, config: ShareConfig, ctx: Context) -> HandlerResult
         history = []
     for layer in shared:
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
-    if config.bias_float16:
+    if config.float16:
+        # Centroids and biases rounded to float16 values: the codec then stores them in 2 bytes
+        # (exactly: it checks every value survives the float16 round trip bit for bit).
         with torch.no_grad():
             for _, layer in selected:
-                if getattr(layer, "bias", None) is not None:
-                    layer.bias.copy_(layer.bias.half().float())
+                for p in (layer.weight, getattr(layer, "bias", None)):
+                    if p is not None and p.dtype == torch.float32:
+                        p.copy_(p.half().float())
     distinct = {n: int(torch.unique(m.weight.detach()[m.weight.detach() != 0]).numel()) for n, m in selected}
     for name in details:
         details[name]["distinct_after"] = distinct[name]

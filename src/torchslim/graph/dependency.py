@@ -59,6 +59,7 @@ class Group:
     components: np.ndarray
     slices: list[ParamSlice]
     exact: bool
+    name: str = ""
 
     @property
     def modules(self) -> list[str]:
@@ -199,6 +200,17 @@ class DependencyGraph:
         offset, size = self.spaces[key][dim]
         return np.flatnonzero(~mask[self.labels[offset:offset + size]])
 
+    def params_removed(self, mask: np.ndarray) -> int:
+        """Parameter elements (not buffers) that removing ``mask`` deletes."""
+        removed = 0
+        for pname, key in self.param_spaces.items():
+            if pname in self.exported.buffers:
+                continue
+            sizes = [size for _, size in self.spaces[key]]
+            kept = [self.kept_size(key, d, mask) for d in range(len(sizes))]
+            removed += int(np.prod(sizes)) - int(np.prod(kept))
+        return removed
+
     def macs(self, mask: np.ndarray | None = None) -> int:
         """MACs of conv / linear / attention / matmul ops after removing ``mask`` (or none)."""
         if mask is None:
@@ -313,6 +325,12 @@ def _make_groups(b: _Builder, exported: ExportedGraph, labels: np.ndarray, block
     # Order groups by where their first parameter appears (readable reports, stable ids).
     order = {name: i for i, name in enumerate(exported.param_of.values())}
     groups.sort(key=lambda g: min(order.get(s.param, 0) for s in g.slices))
+    seen: dict[str, int] = {}
     for i, g in enumerate(groups):
         g.id = i
+        producers = sorted({s.param.rpartition(".")[0] for s in g.slices if s.role == "out"},
+                           key=lambda m: order.get(f"{m}.weight" if m else "weight", 0))
+        base = (producers or g.modules or ["<root>"])[0] or "<root>"
+        seen[base] = seen.get(base, 0) + 1
+        g.name = base if seen[base] == 1 else f"{base}#{seen[base]}"
     return groups

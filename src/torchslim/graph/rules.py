@@ -98,10 +98,9 @@ def _expand(b: Any, node: fx.Node) -> None:
 @rule("getitem")
 def _getitem(b: Any, node: fx.Node) -> None:
     source, index = node.args
-    if isinstance(index, int) and b.is_tensor((source, index)):
-        out = b.shape(node)
-        for d in range(len(out)):
-            b.link((source, index), d, node, d)
+    if isinstance(source, fx.Node) and isinstance(index, int) and b.is_tensor((source.name, index)):
+        for d in range(len(b.shape(node))):
+            b.link((source.name, index), d, node, d)
 
 
 # ---------------------------------------------------------------- layers with parameters

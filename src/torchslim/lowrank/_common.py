@@ -15,7 +15,9 @@ Hand-written: the driver itself; decompositions use torch.linalg / TensorLy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,7 +47,8 @@ class FactorizeConfig(TechniqueConfig):
       allocation by weight error per MAC saved).
     ``latency_check``: time each layer (eager, on its real input with ``latency_batch_size``
       rows) and keep the factorized form only when it is at least ``min_speedup`` times
-      faster. ``finetune_epochs`` > 0 trains the whole model afterwards on ``data.train``.
+      faster; ``latency_threads``: intra-op threads while timing (None: torch's current).
+      ``finetune_epochs`` > 0 trains the whole model afterwards on ``data.train``.
     """
 
     rank_method: RankMethod = "energy"
@@ -58,6 +61,7 @@ class FactorizeConfig(TechniqueConfig):
     exclude: tuple[str, ...] = ()
     latency_check: bool = True
     latency_batch_size: int | None = None
+    latency_threads: int | None = None
     min_speedup: float = 1.0
     finetune_epochs: int = 0
     finetune_lr: float = 0.01
@@ -74,8 +78,9 @@ class FactorizeConfig(TechniqueConfig):
             raise ValueError(f"field 'rank' must be >= 1, got {self.rank}")
         if self.finetune_epochs < 0 or self.min_speedup <= 0:
             raise ValueError("fields 'finetune_epochs' must be >= 0 and 'min_speedup' > 0")
-        if self.latency_batch_size is not None and self.latency_batch_size < 1:
-            raise ValueError(f"field 'latency_batch_size' must be >= 1, got {self.latency_batch_size}")
+        for key in ("latency_batch_size", "latency_threads"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"field '{key}' must be >= 1, got {getattr(self, key)}")
 
 
 @dataclass
@@ -181,21 +186,50 @@ def collect_layers(model: nn.Module, method: Method, config: FactorizeConfig, ct
     return layers, warnings
 
 
-@torch.no_grad()
-def eager_speedup(original: nn.Module, replacement: nn.Module, x: torch.Tensor, rounds: int = 5) -> float:
-    """Median over ``rounds`` of t(original) / t(replacement), timed alternately in eager.
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run decompositions on one intra-op thread: on a shared 2-core machine, multi-threaded
+    BLAS inside TensorLy's ALS loop was measured 10-25x slower than one thread, and one
+    thread makes the factors reproducible."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
-    Alternating rounds expose both layers to the same background load on a shared machine.
+
+@torch.inference_mode()
+def eager_speedup(original: nn.Module, replacement: nn.Module, x: torch.Tensor, rounds: int = 5,
+                  threads: int | None = None) -> float:
+    """Median over ``rounds`` of t(original) / t(replacement) on input ``x``, eager PyTorch.
+
+    Each round times a burst of ~10 ms of calls of one, then of the other, so both see the
+    same background load on a shared machine. Hand-written because
+    :func:`torchslim.profiler.measure_latency` times one model per call and costs ~10x more.
     """
-    from torchslim.profiler import measure_latency
 
-    ratios = []
-    for _ in range(rounds):
-        kw: dict[str, Any] = {"warmup": 2, "repeats": 15, "min_repeats": 5, "max_seconds": 0.05}
-        a = measure_latency(original, (x,), runtime="eager", **kw).latency_ms_p50
-        b = measure_latency(replacement, (x,), runtime="eager", **kw).latency_ms_p50
-        ratios.append(a / max(b, 1e-9))
-    ratios.sort()
+    def burst(module: nn.Module, calls: int) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            module(x)
+        return time.perf_counter() - start
+
+    modes = [(m, m.training) for m in (original, replacement)]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    original.eval()
+    replacement.eval()
+    try:
+        burst(original, 1)
+        burst(replacement, 1)
+        single = sorted(burst(original, 1) + burst(replacement, 1) for _ in range(3))[1]
+        calls = max(1, min(50, int(0.02 / max(single, 1e-6))))
+        ratios = sorted(burst(original, calls) / max(burst(replacement, calls), 1e-9) for _ in range(rounds))
+    finally:
+        torch.set_num_threads(previous)
+        for m, training in modes:
+            m.train(training)
     return ratios[len(ratios) // 2]
 
 
@@ -220,7 +254,8 @@ def factorize_model_(model: nn.Module, config: FactorizeConfig, ctx: Context, me
     ranks: dict[str, Rank] = {}
     errors: dict[str, float | None] = {}
     for _round in range(3):  # re-allocate when the latency guard rejects layers (scope: model)
-        ranks, errors, notes = choose_ranks(layers, method, config, excluded)
+        with single_thread():
+            ranks, errors, notes = choose_ranks(layers, method, config, excluded)
         warnings += [w for w in notes if w not in warnings]
         rejected = []
         for layer in layers:
@@ -234,12 +269,14 @@ def factorize_model_(model: nn.Module, config: FactorizeConfig, ctx: Context, me
                 continue
             key = f"{layer.name}@{rank}"
             if key not in built:
-                built[key] = method.build(layer.module, rank, ctx.seed).to(_param_dtype(layer.module))
+                with single_thread():
+                    built[key] = method.build(layer.module, rank, ctx.seed).to(_param_dtype(layer.module))
             if config.latency_check:
                 if key not in speedups:
                     batch = config.latency_batch_size or ctx.example_inputs[0].shape[0]
                     x = torch.randn(batch, *layer.in_shape[1:], generator=torch.Generator().manual_seed(ctx.seed))
-                    speedups[key] = eager_speedup(layer.module, built[key], x.to(_param_dtype(layer.module)))
+                    speedups[key] = eager_speedup(layer.module, built[key], x.to(_param_dtype(layer.module)),
+                                                  threads=config.latency_threads)
                 if speedups[key] < config.min_speedup:
                     rejected.append(layer.name)
                     warnings.append(f"{layer.name}: factorized (rank {_plain(rank)}) measured slower in eager "
@@ -270,11 +307,17 @@ def factorize_model_(model: nn.Module, config: FactorizeConfig, ctx: Context, me
     if config.rank_method == "macs" and macs_before and macs_after > config.macs_ratio * macs_before * 1.02:
         warnings.append(f"MACs target not met for the selected layers: {macs_after / macs_before:.3f} > "
                         f"{config.macs_ratio} (layers left alone: see above)")
+    warnings = list(dict.fromkeys(warnings))
     if factorized:
         ctx.invalidate_graph()
     if config.finetune_epochs:
         details.update(finetune_(model, config, ctx))
     return HandlerResult(model, warnings, details)
+
+
+def factory_kwargs(layer: nn.Module) -> dict[str, Any]:
+    """dtype/device of ``layer``'s weight, for building its replacement without a lossy cast."""
+    return {"dtype": layer.weight.dtype, "device": layer.weight.device}
 
 
 def _param_dtype(module: nn.Module) -> torch.dtype:

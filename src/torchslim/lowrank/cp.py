@@ -1,7 +1,7 @@
 """CP decomposition of Conv2d (Lebedev, Ganin, Rakhuba, Oseledets & Lempitsky, ICLR 2015).
 
 W (O, I, kh, kw) ~ sum_r lambda_r a_r (x) b_r (x) v_r (x) h_r, rank R, computed by TensorLy's
-``parafac`` (ALS from an SVD init, seeded) in float64 on the numpy backend. The replacement
+``parafac`` (ALS from an SVD init, seeded) in float64 on its pytorch backend (one thread). The replacement
 (Lebedev et al., Eq. 3-4) is four standard convs:
 
     Conv2d(I, R, 1, no bias)                                weight b_r
@@ -22,13 +22,21 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.lowrank._common import FactorizeConfig, Layer, Method, conv_padding, conv_skip, factorize_model_
+from torchslim.lowrank._common import (
+    factory_kwargs,
+    FactorizeConfig,
+    Layer,
+    Method,
+    conv_padding,
+    conv_skip,
+    factorize_model_,
+    single_thread,
+)
 from torchslim.lowrank.tucker import channel_unfoldings
 
 
@@ -39,17 +47,18 @@ class CPConfig(FactorizeConfig):
     n_iter_max: int = 100
 
 
-def cp_factors(weight: torch.Tensor, rank: int, seed: int = 0, n_iter_max: int = 100) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(lambda (R,), [A (O, R), B (I, R), V (kh, R), H (kw, R)]) as float64 arrays."""
+def cp_factors(weight: torch.Tensor, rank: int, seed: int = 0, n_iter_max: int = 100
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(lambda (R,), [A (O, R), B (I, R), V (kh, R), H (kw, R)]), float64."""
     import tensorly as tl  # lazy: importing torchslim must not import TensorLy
     from tensorly.decomposition import parafac
 
-    with tl.backend_context("numpy"), warnings.catch_warnings():
+    with tl.backend_context("pytorch"), single_thread(), warnings.catch_warnings():
         # An SVD init with more components than a mode's size pads with seeded random columns.
         warnings.filterwarnings("ignore", message=".*n_eigenvecs.*")
-        cp = parafac(weight.detach().double().cpu().numpy(), rank=rank, init="svd", n_iter_max=n_iter_max,
-                     random_state=seed, tol=1e-10)
-    return np.asarray(cp.weights), [np.asarray(f) for f in cp.factors]
+        cp = parafac(weight.detach().double().cpu(), rank=rank, init="svd", n_iter_max=n_iter_max,
+                     random_state=seed, tol=1e-8)
+    return cp.weights, list(cp.factors)
 
 
 @torch.no_grad()
@@ -58,16 +67,16 @@ def cp_conv(layer: nn.Conv2d, rank: int, seed: int = 0, n_iter_max: int = 100) -
     lam, (a, b, v, h) = cp_factors(layer.weight, rank, seed, n_iter_max)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, conv_padding(layer), layer.dilation
     mode = layer.padding_mode
-    first = nn.Conv2d(layer.in_channels, rank, 1, bias=False)
+    first = nn.Conv2d(layer.in_channels, rank, 1, bias=False, **factory_kwargs(layer))
     vertical = nn.Conv2d(rank, rank, (kh, 1), stride=(sh, 1), padding=(ph, 0), dilation=(dh, 1), groups=rank,
-                         bias=False, padding_mode=mode)
+                         bias=False, padding_mode=mode, **factory_kwargs(layer))
     horizontal = nn.Conv2d(rank, rank, (1, kw), stride=(1, sw), padding=(0, pw), dilation=(1, dw), groups=rank,
-                           bias=False, padding_mode=mode)
-    last = nn.Conv2d(rank, layer.out_channels, 1, bias=layer.bias is not None)
-    first.weight.copy_(torch.from_numpy(b.T.copy())[:, :, None, None])
-    vertical.weight.copy_(torch.from_numpy(v.T.copy())[:, None, :, None])
-    horizontal.weight.copy_(torch.from_numpy(h.T.copy())[:, None, None, :])
-    last.weight.copy_(torch.from_numpy(a * lam[None, :])[:, :, None, None])
+                           bias=False, padding_mode=mode, **factory_kwargs(layer))
+    last = nn.Conv2d(rank, layer.out_channels, 1, bias=layer.bias is not None, **factory_kwargs(layer))
+    first.weight.copy_(b.T[:, :, None, None])
+    vertical.weight.copy_(v.T[:, None, :, None])
+    horizontal.weight.copy_(h.T[:, None, None, :])
+    last.weight.copy_((a * lam[None, :])[:, :, None, None])
     if layer.bias is not None:
         last.bias.copy_(layer.bias)
     return nn.Sequential(first, vertical, horizontal, last)
@@ -76,7 +85,7 @@ def cp_conv(layer: nn.Conv2d, rank: int, seed: int = 0, n_iter_max: int = 100) -
 def cp_reconstruct(layer: nn.Conv2d, rank: int, seed: int = 0, n_iter_max: int = 100) -> torch.Tensor:
     """The full (O, I, kh, kw) kernel the rank-R CP factors represent (float64)."""
     lam, (a, b, v, h) = cp_factors(layer.weight, rank, seed, n_iter_max)
-    return torch.from_numpy(np.einsum("r,or,ir,hr,wr->oihw", lam, a, b, v, h))
+    return torch.einsum("r,or,ir,hr,wr->oihw", lam, a, b, v, h)
 
 
 def cp_macs(layer: Layer, rank: int) -> int:

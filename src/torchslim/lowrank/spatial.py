@@ -24,6 +24,7 @@ from torch import nn
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.lowrank._common import (
+    factory_kwargs,
     FactorizeConfig,
     Layer,
     Method,
@@ -55,9 +56,9 @@ def spatial_conv(layer: nn.Conv2d, rank: int) -> nn.Sequential:
     horiz = (root[:, None] * vh[:rank]).reshape(rank, o, kw).permute(1, 0, 2)  # (O, r, kw)
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, conv_padding(layer), layer.dilation
     first = nn.Conv2d(c, rank, (kh, 1), stride=(sh, 1), padding=(ph, 0), dilation=(dh, 1), bias=False,
-                      padding_mode=layer.padding_mode)
+                      padding_mode=layer.padding_mode, **factory_kwargs(layer))
     second = nn.Conv2d(rank, o, (1, kw), stride=(1, sw), padding=(0, pw), dilation=(1, dw),
-                       bias=layer.bias is not None, padding_mode=layer.padding_mode)
+                       bias=layer.bias is not None, padding_mode=layer.padding_mode, **factory_kwargs(layer))
     first.weight.copy_(vert[..., None])
     second.weight.copy_(horiz[:, :, None, :])
     if layer.bias is not None:

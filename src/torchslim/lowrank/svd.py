@@ -23,7 +23,15 @@ from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.lowrank._common import FactorizeConfig, Layer, Method, conv_skip, discarded_fraction, factorize_model_
+from torchslim.lowrank._common import (
+    FactorizeConfig,
+    Layer,
+    Method,
+    conv_skip,
+    discarded_fraction,
+    factorize_model_,
+    factory_kwargs,
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +58,8 @@ def _split(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]
 def svd_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
     """Linear(in, out) -> Sequential(Linear(in, r, bias=False), Linear(r, out))."""
     a, b = _split(layer.weight, rank)
-    first = nn.Linear(layer.in_features, rank, bias=False)
-    second = nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
+    first = nn.Linear(layer.in_features, rank, bias=False, **factory_kwargs(layer))
+    second = nn.Linear(rank, layer.out_features, bias=layer.bias is not None, **factory_kwargs(layer))
     first.weight.copy_(b)
     second.weight.copy_(a)
     if layer.bias is not None:
@@ -65,8 +73,8 @@ def svd_conv(layer: nn.Conv2d, rank: int) -> nn.Sequential:
     o, i, kh, kw = layer.weight.shape
     a, b = _split(layer.weight.reshape(o, -1), rank)
     first = nn.Conv2d(i, rank, (kh, kw), stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                      bias=False, padding_mode=layer.padding_mode)
-    second = nn.Conv2d(rank, o, 1, bias=layer.bias is not None)
+                      bias=False, padding_mode=layer.padding_mode, **factory_kwargs(layer))
+    second = nn.Conv2d(rank, o, 1, bias=layer.bias is not None, **factory_kwargs(layer))
     first.weight.copy_(b.reshape(rank, i, kh, kw))
     second.weight.copy_(a.reshape(o, rank, 1, 1))
     if layer.bias is not None:

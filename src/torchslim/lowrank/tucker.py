@@ -2,7 +2,7 @@
 
 W (O, I, kh, kw) ~ G x_0 U_out x_1 U_in with core G (r_out, r_in, kh, kw), U_out (O, r_out),
 U_in (I, r_in), computed by TensorLy's ``partial_tucker`` (HOOI from an SVD init) in float64 on
-the numpy backend. The replacement is three standard convs:
+its pytorch backend (one thread, see ``_common.single_thread``). The replacement is three standard convs:
 
     Conv2d(I, r_in, 1, no bias)                  weight U_in^T
     Conv2d(r_in, r_out, k, stride, padding, dil) weight G        (no bias)
@@ -19,13 +19,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.lowrank._common import FactorizeConfig, Layer, Method, conv_skip, discarded_fraction, factorize_model_
+from torchslim.lowrank._common import (
+    factory_kwargs,
+    FactorizeConfig,
+    Layer,
+    Method,
+    conv_skip,
+    discarded_fraction,
+    factorize_model_,
+    single_thread,
+)
 
 
 @dataclass(frozen=True)
@@ -36,17 +44,17 @@ class TuckerConfig(FactorizeConfig):
 
 
 def tucker2_factors(weight: torch.Tensor, ranks: tuple[int, int], seed: int = 0, n_iter_max: int = 50
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(core (r_out, r_in, kh, kw), U_out (O, r_out), U_in (I, r_in)) as float64 arrays."""
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(core (r_out, r_in, kh, kw), U_out (O, r_out), U_in (I, r_in)), float64."""
     import tensorly as tl  # lazy: importing torchslim must not import TensorLy
     from tensorly.decomposition import partial_tucker
 
-    with tl.backend_context("numpy"):
+    with tl.backend_context("pytorch"), single_thread():
         (core, (u_out, u_in)), _ = partial_tucker(
-            weight.detach().double().cpu().numpy(), rank=list(ranks), modes=[0, 1], init="svd",
+            weight.detach().double().cpu(), rank=list(ranks), modes=[0, 1], init="svd",
             n_iter_max=n_iter_max, random_state=seed,
         )
-    return np.asarray(core), np.asarray(u_out), np.asarray(u_in)
+    return core, u_out, u_in
 
 
 @torch.no_grad()
@@ -54,13 +62,13 @@ def tucker2_conv(layer: nn.Conv2d, ranks: tuple[int, int], seed: int = 0, n_iter
     """Conv2d(I, O, k) -> Sequential(1x1 I->r_in, kxk r_in->r_out, 1x1 r_out->O); ranks = (r_out, r_in)."""
     core, u_out, u_in = tucker2_factors(layer.weight, ranks, seed, n_iter_max)
     r_out, r_in = core.shape[:2]
-    first = nn.Conv2d(layer.in_channels, r_in, 1, bias=False)
+    first = nn.Conv2d(layer.in_channels, r_in, 1, bias=False, **factory_kwargs(layer))
     middle = nn.Conv2d(r_in, r_out, layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                       dilation=layer.dilation, bias=False, padding_mode=layer.padding_mode)
-    last = nn.Conv2d(r_out, layer.out_channels, 1, bias=layer.bias is not None)
-    first.weight.copy_(torch.from_numpy(u_in.T.copy())[:, :, None, None])
-    middle.weight.copy_(torch.from_numpy(core))
-    last.weight.copy_(torch.from_numpy(u_out)[:, :, None, None])
+                       dilation=layer.dilation, bias=False, padding_mode=layer.padding_mode, **factory_kwargs(layer))
+    last = nn.Conv2d(r_out, layer.out_channels, 1, bias=layer.bias is not None, **factory_kwargs(layer))
+    first.weight.copy_(u_in.T[:, :, None, None])
+    middle.weight.copy_(core)
+    last.weight.copy_(u_out[:, :, None, None])
     if layer.bias is not None:
         last.bias.copy_(layer.bias)
     return nn.Sequential(first, middle, last)

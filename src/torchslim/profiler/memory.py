@@ -2,7 +2,7 @@
 
 PyTorch has no inference-time estimator of this number that works on fake tensors
 (``torch.cuda.max_memory_allocated`` needs a GPU and a real run), so this is written
-here. The model is a perfect memory planner, like ONNX Runtime's:
+here. It models an ideal memory planner that frees each tensor right after its last use:
 
 * An activation is a tensor storage that an aten op allocates during the forward, plus
   the model's inputs. Parameters, buffers and views of them never count.
@@ -15,6 +15,8 @@ here. The model is a perfect memory planner, like ONNX Runtime's:
 
 So the estimate excludes kernel scratch space and allocator rounding, and eager PyTorch,
 which frees a tensor only when its last Python reference dies, can hold more.
+While recording, every activation is kept referenced (so storage addresses stay unique):
+free under fake tensors, but a real-execution fallback holds all of them until the end.
 """
 
 from __future__ import annotations

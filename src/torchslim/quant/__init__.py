@@ -1,16 +1,37 @@
-"""Quantization: int8 PTQ/QAT running on ONNX Runtime integer kernels, and low-bit weights."""
+"""Quantization: int8 PTQ/QAT running on ONNX Runtime integer kernels, and low-bit weights.
 
+Recipe steps: ``quant.ptq``, ``quant.qat``, ``quant.uniform``, ``quant.inq``, ``quant.ttq``,
+``quant.binary``. See docs/quant.md.
+"""
+
+from torchslim.quant.binary import BinaryConfig, XNORConv2d, XNORLinear, binary_
+from torchslim.quant.inq import INQConfig, inq_
 from torchslim.quant.modules import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from torchslim.quant.observers import Observer, QParams, qparams_from_range
 from torchslim.quant.ptq import PTQConfig, ptq_
+from torchslim.quant.qat import QATConfig, qat_
+from torchslim.quant.ttq import TTQConfig, ttq_
+from torchslim.quant.uniform import UniformConfig, uniform_
 
 __all__ = [
+    "BinaryConfig",
+    "INQConfig",
     "Observer",
     "PTQConfig",
+    "QATConfig",
     "QParams",
     "QuantizedActivation",
     "QuantizedConv2d",
     "QuantizedLinear",
+    "TTQConfig",
+    "UniformConfig",
+    "XNORConv2d",
+    "XNORLinear",
+    "binary_",
+    "inq_",
     "ptq_",
+    "qat_",
     "qparams_from_range",
+    "ttq_",
+    "uniform_",
 ]

@@ -12,7 +12,7 @@ becomes ``QuantizeLinear -> DequantizeLinear`` on activations and ``DequantizeLi
 int8 weight initializer (per-axis scale), with the float conv between: ONNX Runtime's QDQ
 fusion turns each DQ -> Conv/Gemm(-> Relu) -> Q group into ``QLinearConv`` / ``QGemm`` running
 u8 x s8 integer kernels (tests check the optimised graph's op types). The state dict holds the
-int8 tensors, so ``size_bytes`` and ``torchslim.save`` are the real int8 size.
+int8 tensors (``weight_int8`` is a frozen int8 Parameter, so parameter counts are unchanged), so ``size_bytes`` and ``torchslim.save`` are the real int8 size.
 
 In eager PyTorch the layer runs the float simulation (no int8 kernel), so eager latency is
 slightly worse than fp32; the speed comes from ONNX Runtime.
@@ -65,7 +65,8 @@ class _QuantizedLayer(nn.Module):
     """Shared buffers and the QDQ forward of :class:`QuantizedConv2d` / :class:`QuantizedLinear`."""
 
     def _init_buffers(self, weight_shape: tuple[int, ...], out_features: int, bias: bool) -> None:
-        self.register_buffer("weight_int8", torch.zeros(weight_shape, dtype=torch.int8))
+        # A frozen Parameter (not a buffer) so parameter counts still count the weights.
+        self.weight_int8 = nn.Parameter(torch.zeros(weight_shape, dtype=torch.int8), requires_grad=False)
         self.register_buffer("weight_scale", torch.ones(out_features))
         self.register_parameter("bias", nn.Parameter(torch.zeros(out_features), requires_grad=False) if bias else None)
         self.register_buffer("input_scale", torch.tensor(1.0))
@@ -76,14 +77,14 @@ class _QuantizedLayer(nn.Module):
     def dequantized_weight(self) -> torch.Tensor:
         return DequantizeWeight.apply(self.weight_int8, self.weight_scale, 0)
 
-    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         signed = self.act_dtype == "int8"
         if self.quantize_input:
             x = fake_quant_act(x, self.input_scale, self.input_zero_point, signed)
-        y = _act(self._compute(x, self.dequantized_weight()), self.activation)
+        y = _act(self._compute(x, self.dequantized_weight(), self.bias), self.activation)
         return fake_quant_act(y, self.output_scale, self.output_zero_point, signed)
 
 
@@ -101,8 +102,8 @@ class QuantizedConv2d(_QuantizedLayer):
         self.activation, self.quantize_input, self.act_dtype = activation, quantize_input, act_dtype
         self._init_buffers((out_channels, in_channels // groups, *self.kernel_size), out_channels, bias)
 
-    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class QuantizedLinear(_QuantizedLayer):
@@ -115,8 +116,8 @@ class QuantizedLinear(_QuantizedLayer):
         self.activation, self.quantize_input, self.act_dtype = activation, quantize_input, act_dtype
         self._init_buffers((out_features, in_features), out_features, bias)
 
-    def _compute(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, weight, self.bias)
+    def _compute(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.linear(x, weight, bias)
 
 
 class QuantizedActivation(nn.Module):

@@ -47,12 +47,15 @@ class LayerPlan:
 
 @dataclass
 class QuantPlan:
-    """``layers``: quantizable Conv2d/Linear in graph order; ``activations``: standalone ReLU(6)s."""
+    """``layers``: quantizable Conv2d/Linear in graph order; ``activations``: standalone ReLU(6)s;
+    ``model_outputs``: modules whose output is the model's output (their range is never clipped:
+    clipping logits makes top classes tie)."""
 
     traced: fx.GraphModule
     layers: dict[str, LayerPlan] = field(default_factory=dict)
     activations: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    model_outputs: set[str] = field(default_factory=set)
 
     def output_module(self, layer: str) -> str:
         """The module whose output is ``layer``'s quantized output (the fused activation, if any)."""
@@ -137,4 +140,18 @@ def build_plan(model: nn.Module, select: set[str] | None = None) -> QuantPlan:
                 layer.activation_module = str(user.target)
             break
         plan.layers[name] = layer
+    for node in traced.graph.nodes:
+        if node.op == "output":
+            for arg in _flat(node.args):
+                source = arg
+                while isinstance(source, fx.Node) and source.op != "call_module" and source.args:
+                    source = source.args[0]
+                if isinstance(source, fx.Node) and source.op == "call_module":
+                    plan.model_outputs.add(str(source.target))
     return plan
+
+
+def _flat(args: object) -> list[fx.Node]:
+    flat: list[fx.Node] = []
+    fx.node.map_arg(args, lambda n: flat.append(n) or n)
+    return flat

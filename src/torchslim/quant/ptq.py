@@ -85,11 +85,12 @@ class Calibration:
 @torch.no_grad()
 def calibrate(model: nn.Module, plan: QuantPlan, batches: Iterator[torch.Tensor], config: PTQConfig) -> Calibration:
     """Run ``batches`` through the float ``model`` with observers hooked on the planned tensors."""
-    def make() -> Observer:
-        return Observer(config.observer, config.act_dtype, config.percentile)
+    def make(name: str = "") -> Observer:
+        method = "minmax" if name in plan.model_outputs else config.observer
+        return Observer(method, config.act_dtype, config.percentile)
 
     cal = Calibration({name: make() for name in plan.layers},
-                      {name: make() for name in [*map(plan.output_module, plan.layers), *plan.activations]})
+                      {name: make(name) for name in [*map(plan.output_module, plan.layers), *plan.activations]})
     handles = []
     for name in plan.layers:
         handles.append(model.get_submodule(name).register_forward_pre_hook(

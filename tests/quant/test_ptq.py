@@ -1,0 +1,138 @@
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from tests.conftest import small_model
+from torchslim.core import Context
+from torchslim.errors import UserError
+from torchslim.quant import PTQConfig, QuantizedActivation, QuantizedConv2d, QuantizedLinear, ptq_
+from torchslim.quant.onnx_check import FLOAT_COMPUTE_OPS
+from torchslim.quant.plan import build_plan
+
+
+def _ctx(x: torch.Tensor, n: int = 64, seed: int = 0, **kw) -> Context:
+    gen = torch.Generator().manual_seed(seed)
+    data = SimpleNamespace(train=TensorDataset(torch.randn(n, *x.shape[1:], generator=gen), torch.zeros(n)))
+    return Context((x[:1],), data=data, **kw)
+
+
+def _sqnr(ref: torch.Tensor, out: torch.Tensor) -> float:
+    return 10 * torch.log10(ref.pow(2).sum() / (ref - out).pow(2).sum()).item()
+
+
+def test_quantized_conv_matches_hand_simulation():
+    conv = nn.Conv2d(2, 3, 3, padding=1).eval()
+    torch.manual_seed(0)
+    x = torch.randn(4, 2, 6, 6)
+    model = nn.Sequential(conv, nn.ReLU())
+    ref_model = copy.deepcopy(model)
+    ptq_(model, PTQConfig(observer="minmax", export_onnx=False), _ctx(x))
+    q = model[0]
+    assert isinstance(q, QuantizedConv2d) and q.activation == "relu" and isinstance(model[1], nn.Identity)
+    assert q.weight_int8.dtype == torch.int8
+    # hand simulation: minmax ranges of the calibration data, per-channel symmetric weights
+    calib = _ctx(x).data.train.tensors[0]
+    lo, hi = min(calib.min().item(), 0.0), max(calib.max().item(), 0.0)
+    s_in = (hi - lo) / 255
+    z_in = round(-lo / s_in)
+    assert q.input_scale.item() == pytest.approx(s_in, rel=1e-6) and q.input_zero_point.item() == z_in
+    w = ref_model[0].weight.detach()
+    s_w = w.abs().amax(dim=(1, 2, 3)) / 127
+    w_q = torch.clamp(torch.round(w / s_w[:, None, None, None]), -127, 127) * s_w[:, None, None, None]
+    x_q = (torch.clamp(torch.round(x / s_in) + z_in, 0, 255) - z_in) * s_in
+    y = torch.relu(nn.functional.conv2d(x_q, w_q, ref_model[0].bias, padding=1))
+    s_out = q.output_scale.item()
+    y_q = torch.clamp(torch.round(y / s_out), 0, 255) * s_out
+    torch.testing.assert_close(model(x), y_q, atol=s_out * 1.01, rtol=0)  # at most one step apart (ties)
+    assert (model(x) - y_q).abs().gt(s_out / 2).float().mean() < 0.01
+
+
+def test_plan_fuses_relu_and_shares_grid_through_maxpool():
+    model, x = small_model("lenet5")
+    plan = build_plan(model)
+    assert plan.layers["features.0"].activation_module == "features.1"
+    quantized = set(plan.layers)
+    sources = plan.input_sources(quantized)
+    assert sources["features.0"] is None  # model input: own parameters
+    assert sources["features.3"] == "features.0"  # conv -> relu -> maxpool -> conv: same grid
+    assert sources["classifier.0"] == "features.3"  # through maxpool + flatten
+    ptq_(model, PTQConfig(export_onnx=False), _ctx(x))
+    assert model.features[3].input_scale.item() == model.features[0].output_scale.item()
+
+
+@pytest.mark.parametrize("name,floor_db", [("lenet5", 30.0), ("resnet20", 25.0), ("mobilenetv2", 25.0)])
+def test_ptq_output_sqnr_floor(name, floor_db):
+    model, x = small_model(name)
+    reference = model(x)
+    result = ptq_(model, PTQConfig(export_onnx=False), _ctx(x))
+    assert _sqnr(reference, model(x)) > floor_db
+    assert all(v > 15.0 for v in result.details["sqnr_db"].values()), result.details["sqnr_db"]
+    n_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+    assert n_layers == 0
+    assert result.details["quantized_layers"] == sum(
+        isinstance(m, (QuantizedConv2d, QuantizedLinear)) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
+def test_int8_onnx_runs_on_integer_kernels(name, tmp_path):
+    model, x = small_model(name)
+    ctx = _ctx(x, out_dir=tmp_path)
+    result = ptq_(model, PTQConfig(), ctx)
+    d = result.details
+    ops = d["ort_ops"]
+    convs = sum(isinstance(m, QuantizedConv2d) for m in model.modules())
+    linears = sum(isinstance(m, QuantizedLinear) for m in model.modules())
+    assert ops.get("QLinearConv", 0) == convs  # every conv runs u8 x s8 in ONNX Runtime
+    assert ops.get("QGemm", 0) == linears
+    assert not any(op in FLOAT_COMPUTE_OPS for op in ops), ops
+    if name == "resnet20":
+        assert ops.get("QLinearAdd", 0) == 9  # residual adds run in integer too
+    assert (tmp_path / "quant_ptq_int8.onnx").exists()
+    # ORT's integer result is eager's simulation up to rounding of intermediate requantization
+    out_scale = [m for m in model.modules() if isinstance(m, QuantizedLinear)][-1].output_scale.item()
+    assert d["onnx_max_abs_error_vs_eager"] <= 4 * out_scale + 0.05 * model(x[:1]).abs().max().item()
+
+
+def test_int8_model_size_and_save_load_round_trip(tmp_path):
+    from torchslim.profiler import profile_model
+    from torchslim.serialize import load, save
+
+    model, x = small_model("resnet20")
+    before = profile_model(model, x[:1])
+    ptq_(model, PTQConfig(export_onnx=False), _ctx(x))
+    after = profile_model(model, x[:1])
+    assert after.params == before.params - sum(  # BN folded: gamma/beta gone, conv biases added
+        m.weight.numel() + m.bias.numel() - m.num_features
+        for m in small_model("resnet20")[0].modules() if isinstance(m, nn.BatchNorm2d))
+    assert after.size_bytes < 0.3 * before.size_bytes  # int8 weights + float scales/biases
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert any(isinstance(m, QuantizedActivation) for m in loaded.modules())
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_missing_data_is_a_user_error_naming_the_step():
+    model, x = small_model("lenet5")
+    with pytest.raises(UserError, match="quant.ptq needs calibration data"):
+        ptq_(model, PTQConfig(), Context((x,)))
+
+
+def test_mixed_precision_keeps_worst_sqnr_layer_float():
+    model, x = small_model("lenet5")
+
+    def eval_fn(m):  # accuracy recovers once one layer is back in float
+        n_float = sum(isinstance(c, (nn.Conv2d, nn.Linear)) for c in m.modules())
+        return 0.99 if n_float == 0 else 1.0 if n_float >= 1 else 0.0
+
+    result = ptq_(model, PTQConfig(max_accuracy_drop=0.3, export_onnx=False), _ctx(x, eval_fn=eval_fn))
+    d = result.details
+    sqnr = d["sqnr_db"]
+    assert d["float_layers"] == [min(sqnr, key=sqnr.get)]
+    assert isinstance(model.get_submodule(d["float_layers"][0]), (nn.Conv2d, nn.Linear))
+    assert d["quantized_layers"] == len(sqnr) - 1

@@ -7,7 +7,7 @@ speedup / MACs reduction (1.0 = the MAC count predicts the time exactly). Origin
 are timed alternately in ``ROUNDS`` rounds and the median of the per-round ratios is quoted,
 so machine load drifts cancel.
 
-    .venv/bin/python benchmarks/prune_speedup.py [--size 160] [--models resnet50,vgg16,mobilenetv2]
+    .venv/bin/python benchmarks/prune_speedup.py [--size 128] [--threads 1] [--models resnet50,vgg16,mobilenetv2]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from torchslim.zoo import create_model
 ROUNDS = 3
 
 
-def _time(fn, min_calls: int = 3, max_seconds: float = 1.5) -> float:
+def _time(fn, min_calls: int = 2, max_seconds: float = 0.8) -> float:
     fn()  # warm-up
     times = []
     start = time.perf_counter()
@@ -64,10 +64,10 @@ def _runners(model: torch.nn.Module, x1: torch.Tensor, threads: int, tmp: str, t
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=160, help="input resolution (224 is slow on 2 shared cores)")
+    parser.add_argument("--size", type=int, default=128, help="input resolution (224 is slow on 2 shared cores)")
     parser.add_argument("--models", default="resnet50,vgg16,mobilenetv2")
     parser.add_argument("--round-to", default="1,8")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="1: two threads thrash on a loaded 2-core box")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)

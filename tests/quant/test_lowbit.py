@@ -97,10 +97,9 @@ def test_ttq_ternary_values_and_gradients():
 
 def test_ttq_layers_are_ternary_ends_float():
     model, x = small_model("lenet5")
-    first_before = model.features[0].weight.detach().clone()
     result = ttq_(model, TTQConfig(epochs=1), _ctx(x))
     layers = _conv_linear(model)
-    assert torch.equal(model.features[0].weight, first_before) or True  # first layer trains in float
+    assert model.features[0].weight.detach().unique().numel() > 3  # first and last layers stay float
     for name, layer in layers[1:-1]:
         assert layer.weight.detach().unique().numel() <= 3, name
     assert result.details["compression_ratio"] > 1.0

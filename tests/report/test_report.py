@@ -39,3 +39,13 @@ def test_markdown_has_one_row_per_state():
     assert "| original | 1 k | 2 k | 4 KiB | 2.000 | 90.00% |" in md
     assert "| after fold.bn | 800 | 2 k | 3 KiB | 1.000 | 89.50% |" in md
     assert "step 1 (`fold.bn`): w1" in md
+
+
+def test_step_markdown_details_and_compressed_file_size_are_rendered():
+    report = _report()
+    report.steps[0].details["markdown"] = "| layer | rate |\n|---|---|\n| fc | 40x |"
+    report.steps[0].after.file_bytes = 512
+    md = render_markdown(report)
+    assert "### Step 1: `fold.bn`" in md and "| fc | 40x |" in md
+    assert "| after fold.bn | 800 | 2 k | 3 KiB | 512 B | 1.000 | 89.50% |" in md
+    assert report.summary()["file_size_ratio"] == 8.0  # 4096 dense bytes / 512 file bytes

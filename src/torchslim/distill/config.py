@@ -21,6 +21,9 @@ class FinetuneConfig(TechniqueConfig):
 
     Training (as :func:`torchslim.train.fit`): ``epochs``, ``batch_size``, ``lr``,
     ``optimizer`` (sgd | adamw), ``momentum``, ``weight_decay``, ``schedule`` (cosine | constant).
+    ``lr`` defaults to 0.01, and to 0.001 for l2 and adversarial: regressing logits has a
+    curvature ~ |features|^2 that cross-entropy's softmax bounds, and SGD at 0.01 diverges
+    there within a few steps (measured on pruned LeNet-5, benchmarks/distill_mnist.py).
 
     ``distill``: none (cross-entropy on labels) | kd (Hinton et al. 2015) | l2 (Ba & Caruana
     2014, no labels) | fitnets (Romero et al. 2015) | adversarial (Belagiannis et al. 2018,
@@ -37,7 +40,7 @@ class FinetuneConfig(TechniqueConfig):
 
     epochs: int = 2
     batch_size: int = 64
-    lr: float = 0.01
+    lr: float | None = None
     optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -64,7 +67,7 @@ class FinetuneConfig(TechniqueConfig):
 
         check(self.epochs >= 1, "epochs", ">= 1")
         check(self.batch_size >= 1, "batch_size", ">= 1")
-        check(self.lr >= 0, "lr", ">= 0")
+        check(self.lr is None or self.lr >= 0, "lr", ">= 0")
         check(self.distill in METHODS, "distill", "one of " + ", ".join(METHODS))
         check(self.temperature > 0, "temperature", "> 0")
         check(0.0 <= self.alpha <= 1.0, "alpha", "in [0, 1]")
@@ -76,7 +79,14 @@ class FinetuneConfig(TechniqueConfig):
         check(self.distill != "fitnets" or bool(self.hint_layer), "hint_layer",
               "a teacher module name when distill is fitnets")
 
+    @property
+    def effective_lr(self) -> float:
+        """``lr``, or its default for the method: 0.001 for logit regression, else 0.01."""
+        if self.lr is not None:
+            return self.lr
+        return 0.001 if self.distill in ("l2", "adversarial") else 0.01
+
     def fit_kwargs(self) -> dict[str, object]:
         """The arguments this config passes to ``torchslim.train.fit`` (besides epochs)."""
-        return {"batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer,
+        return {"batch_size": self.batch_size, "lr": self.effective_lr, "optimizer": self.optimizer,
                 "momentum": self.momentum, "weight_decay": self.weight_decay, "schedule": self.schedule}

@@ -41,8 +41,8 @@ def run_distillation(
     if method != "none" and teacher is None:
         raise UserError(f"distill={method} needs a teacher model (none given)")
     common = dict(config.fit_kwargs(), seed=seed, progress=progress, val_data=val_data)
-    guard = [stop_if_diverged(method, config.lr)]
-    details: dict[str, Any] = {"distill": method, "epochs": config.epochs}
+    guard = [stop_if_diverged(method, config.effective_lr)]
+    details: dict[str, Any] = {"distill": method, "epochs": config.epochs, "lr": config.effective_lr}
     if method == "none":
         history = fit(student, train_data, epochs=config.epochs, after_step=guard, **common)
     elif method in ("kd", "l2", "fitnets"):
@@ -50,7 +50,7 @@ def run_distillation(
         with teacher_eval(teacher):
             if method == "fitnets":
                 hint, guided = default_layers(config.hint_layer, config.guided_layer)
-                hint_lr = config.hint_lr if config.hint_lr is not None else config.lr
+                hint_lr = config.hint_lr if config.hint_lr is not None else config.effective_lr
                 stage1 = dict(common, lr=hint_lr, val_data=None, after_step=[stop_if_diverged("fitnets", hint_lr)])
                 _, hint_details = train_hints_(student, teacher, train_data, hint_layer=hint, guided_layer=guided,
                                                epochs=config.hint_epochs, **stage1)

@@ -52,8 +52,10 @@ def binarize_weight(w: torch.Tensor) -> torch.Tensor:
 class XNORConv2d(nn.Conv2d):
     """Conv2d on binarised, centred inputs (Rastegari et al. 2016, eq. 11); ``input_mean``: mu (C,)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
+                 dilation: tuple[int, int] = (1, 1), groups: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self.register_buffer("input_mean", torch.zeros(self.in_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,8 +73,8 @@ class XNORConv2d(nn.Conv2d):
 class XNORLinear(nn.Linear):
     """Linear on binarised, centred inputs; K = mean|I - mu| per example."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__(in_features, out_features, bias)
         self.register_buffer("input_mean", torch.zeros(self.in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,7 @@ def ttq_(model: nn.Module, config: TTQConfig, ctx: Context) -> HandlerResult:
         wrappers[name] = LatentWeight(
             layer, lambda x, p=w_p, n=w_n: ternarize(x, p, n, config.threshold), {"w_p": w_p, "w_n": w_n})
     train_latent_(model, wrappers, ctx, config.epochs, config.lr, optimizer=config.optimizer)
-    scales = {name: [round(float(w.extra["w_p"]), 6), round(float(w.extra["w_n"]), 6)] for name, w in wrappers.items()}
+    scales = {name: [round(w.extra["w_p"].item(), 6), round(w.extra["w_n"].item(), 6)] for name, w in wrappers.items()}
     sparsity = {name: round(float((layer.weight == 0).float().mean()), 4) for name, layer in layers}
     details = lowbit_details(model, {name: 2.0 for name, _ in layers}, {name: 2 for name, _ in layers})
     details.update(scales_wp_wn=scales, zero_fraction=sparsity)

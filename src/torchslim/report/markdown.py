@@ -29,8 +29,10 @@ def _acc(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
-def _row(snap: Snapshot, points: list[tuple[str, int]]) -> str:
+def _row(snap: Snapshot, points: list[tuple[str, int]], files: bool) -> str:
     cells = [snap.label, _count(snap.params), _count(snap.macs), _bytes(snap.size_bytes)]
+    if files:
+        cells.append("-" if snap.file_bytes is None else _bytes(snap.file_bytes))
     cells += [_ms(snap.latency_ms_p50(rt, bs)) for rt, bs in points]
     cells.append(_acc(snap.accuracy))
     return "| " + " | ".join(cells) + " |"
@@ -38,7 +40,9 @@ def _row(snap: Snapshot, points: list[tuple[str, int]]) -> str:
 
 def render_markdown(report: RunReport) -> str:
     points = [(p.runtime, p.batch_size) for p in report.initial.latency]
-    head = ["state", "params", "MACs", "size"] + [f"{rt} p50 ms (bs {bs})" for rt, bs in points] + ["top-1"]
+    files = any(s.after.file_bytes is not None for s in report.steps)
+    head = ["state", "params", "MACs", "size"] + (["compressed file"] if files else [])
+    head += [f"{rt} p50 ms (bs {bs})" for rt, bs in points] + ["top-1"]
     lines = [
         "# torchslim report",
         "",
@@ -52,14 +56,17 @@ def render_markdown(report: RunReport) -> str:
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
-        _row(report.initial, points),
+        _row(report.initial, points, files),
     ]
-    lines += [_row(step.after, points) for step in report.steps]
+    lines += [_row(step.after, points, files) for step in report.steps]
     lines += ["", "## Steps", "", "| # | technique | seconds | max abs error | SQNR dB | warnings |", "|---|---|---|---|---|---|"]
     for step in report.steps:
         sqnr = "exact (no change)" if step.sqnr_db is None else f"{step.sqnr_db:.1f}"
         lines.append(f"| {step.index} | `{step.technique}` | {step.seconds:.3f} | {step.max_abs_error:.3g} | "
                      f"{sqnr} | {len(step.warnings)} |")
+    for step in report.steps:
+        if isinstance(step.details.get("markdown"), str):
+            lines += ["", f"### Step {step.index}: `{step.technique}`", "", step.details["markdown"].strip()]
     lines += ["", "## Summary (original / final; > 1 is smaller or faster)", ""]
     lines += [f"- {key}: {value}" for key, value in report.summary().items()]
     warnings = [(s.index, s.technique, w) for s in report.steps for w in s.warnings]

@@ -37,6 +37,9 @@ class Snapshot:
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     latency: list[LatencyPoint] = field(default_factory=list)
     accuracy: float | None = None
+    # Size of a compressed artefact written by a step (e.g. Deep Compression's .tsc file),
+    # carried forward to later states; None when only the dense safetensors size applies.
+    file_bytes: int | None = None
 
     def latency_ms_p50(self, runtime: str, batch_size: int = 1) -> float | None:
         for point in self.latency:
@@ -82,6 +85,8 @@ class RunReport:
             "macs_ratio": _ratio(first.macs, last.macs),
             "size_ratio": _ratio(first.size_bytes, last.size_bytes),
         }
+        if last.file_bytes is not None:
+            out["file_size_ratio"] = _ratio(first.size_bytes, last.file_bytes)
         for point in first.latency:
             after = last.latency_ms_p50(point.runtime, point.batch_size)
             out[f"speedup_{point.runtime}_bs{point.batch_size}"] = _ratio(point.latency_ms_p50, after)

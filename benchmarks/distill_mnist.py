@@ -12,7 +12,8 @@ Table 2: 1,000 labelled images for the supervised student; the distillation meth
 get all 3,500 training images *without labels* (a transfer set; 10 epochs, KD with alpha = 1).
 Table 3: LeNet-5 pruned to 2x fewer MACs (``prune.channels``, L1, uniform) then fine-tuned for
 2 epochs with ``finetune`` at its default lr (0.01; 0.001 for l2 and adversarial) and
-distill: none | kd | l2 | fitnets | adversarial, teacher = the unpruned model, through ``torchslim.compress`` exactly as a recipe would run it.
+distill: none | kd | l2 | fitnets | adversarial, teacher = the unpruned model, through
+``torchslim.compress`` exactly as a recipe would run it.
 
 Learning rates were chosen once on the validation split (seed 0, grid 0.05 ... 0.001, a
 2.9k-parameter student): logit regression needs ~20x the smaller rate of cross-entropy
@@ -91,8 +92,8 @@ def run_students(teacher: nn.Module, train: TensorDataset, test: TensorDataset, 
             distill_(model, teacher, data, method, epochs=epochs, lr=lr, seed=seed, **fields)
             errors.append(100 * (1 - evaluate(model, test)))
         results[name] = errors
-        print(f"  {name:28s} {stats(errors)}   {[round(e, 2) for e in errors]}  ({time.perf_counter() - started:.0f} s)",
-              flush=True)
+        seconds = time.perf_counter() - started
+        print(f"  {name:28s} {stats(errors)}   {[round(e, 2) for e in errors]}  ({seconds:.0f} s)", flush=True)
     return results
 
 
@@ -109,8 +110,9 @@ def table(title: str, results: dict[str, list[float]], params: int, teacher_err:
     gain = statistics.mean(sup) - statistics.mean(kd)
     spread = max(statistics.stdev(sup), statistics.stdev(kd))
     paired = [s - k for s, k in zip(sup, kd, strict=True)]
+    verdict = "KD beats supervised by more than the seed spread" if gain > spread else "NOT beyond the seed spread"
     print(f"\nKD vs supervised: {gain:+.2f} points (largest seed std {spread:.2f}); per seed "
-          f"{[round(p, 2) for p in paired]} -> {'KD beats supervised by more than the seed spread' if gain > spread else 'NOT beyond the seed spread'}")
+          f"{[round(p, 2) for p in paired]} -> {verdict}")
 
 
 def recovery(teacher: nn.Module, data, example: torch.Tensor) -> None:
@@ -147,7 +149,7 @@ def recovery(teacher: nn.Module, data, example: torch.Tensor) -> None:
     for name, errors in rows.items():
         print(f"| {name} | {stats(errors)} |")
     plain, kd = rows["plain fine-tuning"], rows["KD from original"]
-    verdict = "at least as much" if statistics.mean(kd) <= statistics.mean(plain) else "LESS than"
+    verdict = "at least as much as" if statistics.mean(kd) <= statistics.mean(plain) else "LESS than"
     print(f"\nKD recovers {verdict} plain fine-tuning: {statistics.mean(plain):.2f} -> {statistics.mean(kd):.2f} % error")
 
 

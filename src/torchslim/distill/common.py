@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from torchslim.errors import UserError
 from torchslim.train import StepContext, StepHook
@@ -31,6 +32,12 @@ def teacher_logits(teacher: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """teacher(inputs) under no_grad (call inside ``teacher_eval``): no graph, no gradients."""
     with torch.no_grad():
         return teacher(inputs)
+
+
+def probe_batch(data: Dataset, size: int = 8) -> torch.Tensor:
+    """The first ``size`` inputs of ``data`` stacked (N, ...): one forward to learn feature shapes."""
+    n = min(size, len(data))  # type: ignore[arg-type]
+    return torch.stack([data[i][0] for i in range(n)])
 
 
 class WithHelpers(nn.Module):

@@ -21,13 +21,11 @@ any other pair of shapes is flattened and joined by a Linear layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from torchslim.distill.common import WithHelpers, seeded, teacher_eval, teacher_logits
+from torchslim.distill.common import WithHelpers, probe_batch, seeded, teacher_eval, teacher_logits
 from torchslim.distill.taps import FeatureTap
 from torchslim.errors import UserError
 from torchslim.train import StepContext, TrainHistory, fit
@@ -59,11 +57,6 @@ def hint_loss(regressed: torch.Tensor, hint: torch.Tensor) -> torch.Tensor:
     return 0.5 * diff.pow(2).mean()
 
 
-def _probe_batch(data: Dataset, size: int = 8) -> torch.Tensor:
-    n = min(size, len(data))  # type: ignore[arg-type]
-    return torch.stack([data[i][0] for i in range(n)])
-
-
 def params_feeding(model: nn.Module, output: torch.Tensor) -> set[int]:
     """ids of the trainable parameters of ``model`` that ``output`` depends on (by autograd)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -93,7 +86,7 @@ def train_hints_(
     modes = [(m, m.training) for m in student.modules()]
     with teacher_eval(teacher), FeatureTap(teacher, [hint_layer], "hint_layer") as t_tap, \
             FeatureTap(student, [guided_layer], "guided_layer") as s_tap:
-        probe = _probe_batch(train_data)
+        probe = probe_batch(train_data)
         teacher_logits(teacher, probe)
         hint = t_tap[hint_layer]
         student.eval()
@@ -136,5 +129,3 @@ def default_layers(hint_layer: str | None, guided_layer: str | None) -> tuple[st
         raise UserError("fitnets: field 'hint_layer' (a teacher module name) is required")
     return hint_layer, guided_layer or hint_layer
 
-
-__all__: Sequence[str] = ("default_layers", "hint_loss", "make_regressor", "params_feeding", "train_hints_")

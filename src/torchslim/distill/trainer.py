@@ -16,9 +16,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from torchslim.distill.adversarial import AdversarialDistiller
-from torchslim.distill.common import WithHelpers, stop_if_diverged, teacher_eval, teacher_logits
+from torchslim.distill.common import WithHelpers, probe_batch, stop_if_diverged, teacher_eval, teacher_logits
 from torchslim.distill.config import FinetuneConfig
-from torchslim.distill.fitnets import _probe_batch, default_layers, train_hints_
+from torchslim.distill.fitnets import default_layers, train_hints_
 from torchslim.distill.kd import kd_loss
 from torchslim.distill.l2 import logit_l2_loss
 from torchslim.errors import UserError
@@ -69,7 +69,7 @@ def run_distillation(
         assert teacher is not None
         with teacher_eval(teacher):
             adv = AdversarialDistiller(
-                student, teacher, _probe_batch(train_data), feature_layer=config.feature_layer,
+                student, teacher, probe_batch(train_data), feature_layer=config.feature_layer,
                 student_feature_layer=config.student_feature_layer, hidden=config.discriminator_hidden,
                 lr=config.discriminator_lr, dropout=config.feature_dropout,
                 adversarial_weight=config.adversarial_weight, sample_weight=config.sample_weight, seed=seed,

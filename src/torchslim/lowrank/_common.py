@@ -153,7 +153,7 @@ def collect_layers(model: nn.Module, method: Method, config: FactorizeConfig, ct
                    ) -> tuple[list[Layer], list[str]]:
     """Selected layers of ``method.types`` that ran on the example input, and skip warnings."""
     chosen = select_layers(model, method.types, config.include, config.exclude)
-    if (config.include or config.exclude) and not chosen and config.include:
+    if config.include and not chosen:
         raise UserError(f"include: no {'/'.join(t.__name__ for t in method.types)} layer matches {list(config.include)}")
     warnings: list[str] = []
     shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
@@ -168,13 +168,13 @@ def collect_layers(model: nn.Module, method: Method, config: FactorizeConfig, ct
             shapes.setdefault(name, (tuple(args[0].shape), tuple(out.shape)))
 
         hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
     try:
         with torch.no_grad():
-            was_training = model.training
             model.eval()
             model(*(x[:1] for x in ctx.example_inputs))
-            model.train(was_training)
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     layers = []

@@ -119,10 +119,16 @@ def _check_args(ratio: float, importance: str, scope: str, round_to: int, target
         raise UserError(f"max_group_ratio must be in (0, 1), got {max_group_ratio}")
 
 
-def _first(output: Any) -> torch.Tensor:
+def _output_shape(model: nn.Module, inputs: tuple[Any, ...]) -> torch.Size:
+    """Shape of the model's first output from a forward on fake tensors (no arithmetic)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
     from torchslim.measure import first_tensor
 
-    return first_tensor(output)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    fake = tuple(mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in inputs)
+    with mode, torch.no_grad():
+        return first_tensor(model(*fake)).shape
 
 
 def prune_channels_(
@@ -222,16 +228,14 @@ def prune_channels_report_(
     mask = plan(ratio)
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        reference_shape = _first(model(*inputs)).shape
+    reference_shape = _output_shape(model, inputs)
     removed_by_group = {g.name: int(np.count_nonzero(mask[g.components])) for g in groups}
     remove_channels_(model, graph, mask)
-    with torch.no_grad():
-        try:
-            shape = _first(model(*inputs)).shape
-        except Exception as exc:
-            raise RuntimeError(f"pruned model no longer runs ({exc}); a module reads a pruned size "
-                               "from a constant - add it to ignore") from exc
+    try:
+        shape = _output_shape(model, inputs)
+    except Exception as exc:
+        raise RuntimeError(f"pruned model no longer runs ({exc}); a module reads a pruned size "
+                           "from a constant - add it to ignore") from exc
     model.train(was_training)
     if shape != reference_shape:
         raise RuntimeError(f"pruning changed the output shape {tuple(reference_shape)} -> {tuple(shape)}")

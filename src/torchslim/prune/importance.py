@@ -42,10 +42,10 @@ def tensor_of(model: nn.Module, name: str) -> torch.Tensor:
     return getattr(model.get_submodule(module_name), attr)
 
 
-def _rows(t: torch.Tensor, s: ParamSlice) -> torch.Tensor:
-    """(len(index), rest) float64 rows of ``t`` along ``s.dim``."""
+def _rows(t: torch.Tensor, s: ParamSlice, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(len(index), rest) rows of ``t`` along ``s.dim`` (float64 unless told)."""
     idx = torch.as_tensor(s.index, dtype=torch.long, device=t.device)
-    return t.detach().double().index_select(s.dim, idx).movedim(s.dim, 0).reshape(len(s.index), -1)
+    return t.detach().index_select(s.dim, idx).movedim(s.dim, 0).reshape(len(s.index), -1).to(dtype)
 
 
 def _per_channel(values: torch.Tensor, s: ParamSlice, channels: int) -> np.ndarray:
@@ -60,8 +60,10 @@ def _filters(group: Group) -> list[ParamSlice]:
 def _norm_scores(model: nn.Module, group: Group, p: int) -> np.ndarray:
     total = np.zeros(group.channels)
     for s in _filters(group):
-        rows = _rows(tensor_of(model, s.param), s)
-        total += _per_channel(rows.abs().pow(p).sum(1), s, group.channels)
+        t = tensor_of(model, s.param).detach()
+        other = [d for d in range(t.dim()) if d != s.dim]
+        per = (t.abs() if p == 1 else t.square()).sum(other, dtype=torch.float64) if other else t.abs().double() ** p
+        total += _per_channel(per[torch.as_tensor(s.index, dtype=torch.long)], s, group.channels)
     return total if p == 1 else np.sqrt(total)
 
 

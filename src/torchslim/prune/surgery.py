@@ -45,7 +45,6 @@ def remove_channels_(model: nn.Module, graph: DependencyGraph, mask: np.ndarray)
                 new = new.index_select(d, torch.as_tensor(keep, dtype=torch.long, device=new.device))
         if new.shape == tensor.shape:
             continue
-        new = new.clone()
         if attr in module._parameters:
             module._parameters[attr] = nn.Parameter(new, requires_grad=tensor.requires_grad)
         else:

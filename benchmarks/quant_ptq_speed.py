@@ -1,12 +1,13 @@
 """Claim: int8 PTQ runs >= 2.5x faster than fp32 in ONNX Runtime (same runtime, same threads).
 
-ResNet-50, VGG-16 and MobileNetV2 at 224x224 (random weights with randomised BatchNorm
+ResNet-50, VGG-16 and MobileNetV2 at 224x224 (``quant.ptq``), and the zoo's ViT (32x32,
+``quant.dynamic``: dynamic int8 Linear layers) (random weights with randomised BatchNorm
 statistics; speed does not depend on the weight values), batch 1 and 16. Both models are
 exported with ``torchslim.profiler.export_onnx`` and timed with ``measure_latency`` in
 alternation (fp32, int8, fp32, int8, ...) so load from other processes hits both alike;
 the table gives medians of the per-round p50s and the median of per-round ratios.
 
-    .venv/bin/python benchmarks/quant_ptq_speed.py [--threads 1] [--rounds 3] [--models resnet50,vgg16,mobilenetv2]
+    .venv/bin/python benchmarks/quant_ptq_speed.py [--threads 1] [--rounds 3] [--models resnet50,vgg16,mobilenetv2,vit]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch.utils.data import TensorDataset
 
 from torchslim.core import Context
 from torchslim.profiler import measure_latency
-from torchslim.quant import PTQConfig, ptq_
+from torchslim.quant import DynamicConfig, PTQConfig, dynamic_, ptq_
 from torchslim.quant.onnx_check import export_and_check
 from torchslim.zoo import create_model
 
@@ -46,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="resnet50,vgg16,mobilenetv2")
+    parser.add_argument("--models", default="resnet50,vgg16,mobilenetv2,vit")
     parser.add_argument("--batches", default="1,16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -55,12 +56,15 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         model = randomised(name)
-        x = torch.randn(1, 3, 224, 224)
-        calib = SimpleNamespace(train=TensorDataset(torch.randn(32, 3, 224, 224), torch.zeros(32)))
+        x = torch.randn(1, *model._torchslim_origin["input_shape"])
+        calib = SimpleNamespace(train=TensorDataset(torch.randn(16, *x.shape[1:]), torch.zeros(16)))
         ctx = Context((x,), data=calib)
         int8 = copy.deepcopy(model)
         start = time.perf_counter()
-        ptq_(int8, PTQConfig(num_samples=32, batch_size=8, export_onnx=False), ctx)
+        if name == "vit":
+            dynamic_(int8, DynamicConfig(export_onnx=False), ctx)
+        else:
+            ptq_(int8, PTQConfig(observer="minmax", num_samples=16, batch_size=8, export_onnx=False), ctx)
         quant_s = time.perf_counter() - start
         check = export_and_check(int8, ctx, "int8.onnx")
         print(f"{name}: quantized in {quant_s:.1f} s; ORT integer ops {check['ort_integer_ops']}, "

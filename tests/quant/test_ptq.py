@@ -136,3 +136,19 @@ def test_mixed_precision_keeps_worst_sqnr_layer_float():
     assert d["float_layers"] == [min(sqnr, key=sqnr.get)]
     assert isinstance(model.get_submodule(d["float_layers"][0]), (nn.Conv2d, nn.Linear))
     assert d["quantized_layers"] == len(sqnr) - 1
+
+
+@pytest.mark.parametrize("name", ["vit", "lenet300"])
+def test_dynamic_int8_linear_runs_on_integer_matmuls(name, tmp_path):
+    from torchslim.quant import DynamicConfig, DynamicQuantizedLinear, dynamic_
+
+    model, x = small_model(name)
+    reference = model(x)
+    n_linear = sum(isinstance(m, nn.Linear) for m in model.modules())
+    result = dynamic_(model, DynamicConfig(), Context((x[:1],), out_dir=tmp_path))
+    assert sum(isinstance(m, DynamicQuantizedLinear) for m in model.modules()) == n_linear
+    assert _sqnr(reference, model(x)) > 30.0
+    ops = result.details["ort_ops"]
+    # every Linear becomes DynamicQuantizeMatMul or MatMulIntegerToFloat (u8 x s8 -> int32)
+    assert ops.get("DynamicQuantizeMatMul", 0) + ops.get("MatMulIntegerToFloat", 0) == n_linear
+    assert result.details["onnx_max_abs_error_vs_eager"] < 1e-4  # eager simulates ORT's arithmetic

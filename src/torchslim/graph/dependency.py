@@ -180,6 +180,15 @@ class DependencyGraph:
     param_spaces: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
 
+    def output_shape(self) -> torch.Size | None:
+        """Shape of the model's first output, as captured."""
+        for node in self.exported.graph.nodes:
+            if node.op == "output":
+                first = _flatten(node.args)[0] if _flatten(node.args) else None
+                val = first.meta.get("val") if isinstance(first, fx.Node) else None
+                return val.shape if isinstance(val, torch.Tensor) else None
+        return None
+
     @property
     def num_components(self) -> int:
         return int(self.blocked.shape[0])

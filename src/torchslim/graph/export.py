@@ -6,10 +6,9 @@ it ran in (``node.meta["nn_module_stack"]``) and the parameter / buffer each pla
 stands for (the exported program's graph signature). That is what channel-dependency
 analysis needs: ops keyed by the op itself, shapes, and a way back to the state dict.
 
-Fallback: if export fails (data-dependent control flow, unsupported Python), the same
-capture is retried with ``torch.export``'s draft mode off and then we give up with a
-:class:`torchslim.errors.UserError` naming the reason — there is no shape-free fallback,
-because pruning without shapes would risk a silently wrong model.
+No fallback: if export fails (data-dependent control flow, unsupported Python) a
+:class:`torchslim.errors.UserError` names the reason. A shape-free fallback (fx alone, or
+``nn.Sequential`` order) would risk a silently wrong pruned model, which is worse than none.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ class ExportedGraph:
     """An exported ATen graph plus the maps back to the model.
 
     ``param_of``: placeholder node name -> state-dict name (parameters and buffers).
-    ``user_inputs`` / ``outputs``: placeholder names of the user's inputs, output node args.
+    ``user_inputs``: placeholder names of the user's inputs. ``buffers``: state-dict names of buffers.
     """
 
     graph: fx.Graph

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -310,8 +310,10 @@ def factorize_model_(model: nn.Module, config: FactorizeConfig, ctx: Context, me
     warnings = list(dict.fromkeys(warnings))
     if factorized:
         ctx.invalidate_graph()
-    if config.finetune_epochs:
+    if config.finetune_epochs and factorized:
         details.update(finetune_(model, config, ctx))
+    elif config.finetune_epochs:
+        warnings.append("nothing factorized: fine-tuning skipped")
     return HandlerResult(model, warnings, details)
 
 
@@ -341,8 +343,3 @@ def discarded_fraction(s: torch.Tensor, r: int) -> float:
     e = s.double() ** 2
     total = float(e.sum())
     return float(e[r:].sum()) / total if total > 0 else 0.0
-
-
-def unique_ranks(full: int, levels: int = 32) -> Sequence[int]:
-    """Candidate ranks for greedy allocation: ~``levels`` values in [1, full], descending."""
-    return sorted({max(1, math.ceil(full * k / levels)) for k in range(1, levels + 1)}, reverse=True)

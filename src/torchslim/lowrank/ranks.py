@@ -33,7 +33,6 @@ from torchslim.lowrank._common import (
     Rank,
     original_macs,
     spectrum_energy_rank,
-    unique_ranks,
 )
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ MACs per sample: r C kh H_out W_in + O r kw H_out W_out. Weight error: sum_{k>r}
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

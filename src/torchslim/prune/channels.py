@@ -228,7 +228,7 @@ def prune_channels_report_(
     mask = plan(ratio)
     was_training = model.training
     model.eval()
-    reference_shape = _output_shape(model, inputs)
+    reference_shape = graph.output_shape() or _output_shape(model, inputs)
     removed_by_group = {g.name: int(np.count_nonzero(mask[g.components])) for g in groups}
     remove_channels_(model, graph, mask)
     try:

@@ -62,7 +62,7 @@ def _norm_scores(model: nn.Module, group: Group, p: int) -> np.ndarray:
     for s in _filters(group):
         t = tensor_of(model, s.param).detach()
         other = [d for d in range(t.dim()) if d != s.dim]
-        per = (t.abs() if p == 1 else t.square()).sum(other, dtype=torch.float64) if other else t.abs().double() ** p
+        per = ((t.abs() if p == 1 else t.square()).sum(other) if other else t.abs() ** p).double()
         total += _per_channel(per[torch.as_tensor(s.index, dtype=torch.long)], s, group.channels)
     return total if p == 1 else np.sqrt(total)
 

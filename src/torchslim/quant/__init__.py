@@ -5,6 +5,7 @@ Recipe steps: ``quant.ptq``, ``quant.qat``, ``quant.uniform``, ``quant.inq``, ``
 """
 
 from torchslim.quant.binary import BinaryConfig, XNORConv2d, XNORLinear, binary_
+from torchslim.quant.dynamic import DynamicConfig, DynamicQuantizedLinear, dynamic_
 from torchslim.quant.inq import INQConfig, inq_
 from torchslim.quant.modules import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from torchslim.quant.observers import Observer, QParams, qparams_from_range
@@ -15,6 +16,8 @@ from torchslim.quant.uniform import UniformConfig, uniform_
 
 __all__ = [
     "BinaryConfig",
+    "DynamicConfig",
+    "DynamicQuantizedLinear",
     "INQConfig",
     "Observer",
     "PTQConfig",
@@ -28,6 +31,7 @@ __all__ = [
     "XNORConv2d",
     "XNORLinear",
     "binary_",
+    "dynamic_",
     "inq_",
     "ptq_",
     "qat_",

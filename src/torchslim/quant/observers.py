@@ -181,12 +181,17 @@ def entropy_range(values: torch.Tensor, bins: int = 2048, candidates: int = 128)
     P: histogram of |x| over [0, max|x|] cut at bin i, outliers added to bin i-1;
     Q: P merged into ``levels`` equal groups then spread back uniformly over each group's
     non-empty bins. levels = 128 (sign takes a bit) or 255 for non-negative data.
-    Returns [-T, T], or [0, T] for non-negative data. Thresholds are tried every
+    Exact zeros are left out of the histogram. Returns [-T, T], or [0, T] for non-negative data. Thresholds are tried every
     ``(bins - levels) / candidates`` bins (TensorRT tries every bin; the KL curve is smooth).
     """
     nonneg = values.min().item() >= 0
     levels = 255 if nonneg else 128
     absv = values.abs().double()
+    # Exact zeros (ReLU's spike) are exact at any threshold: left in, the re-binning would spread
+    # the spike over its group and push T down to where the spike's group is one bin wide.
+    absv = absv[absv > 0]
+    if absv.numel() == 0:
+        return 0.0, 0.0
     amax = absv.max().item()
     if amax == 0:
         return 0.0, 0.0

@@ -48,14 +48,17 @@ class LayerPlan:
 @dataclass
 class QuantPlan:
     """``layers``: quantizable Conv2d/Linear in graph order; ``activations``: standalone ReLU(6)s;
-    ``model_outputs``: modules whose output is the model's output (their range is never clipped:
-    clipping logits makes top classes tie)."""
+    ``model_outputs``: modules whose output is the model's output; ``model_inputs``: layers fed by
+    the model's input. Neither range is ever clipped: clipping logits makes top classes tie, and
+    standardised images are not bell-shaped (MNIST: a spike at the background value), which
+    misleads the entropy observer into clipping the strokes."""
 
     traced: fx.GraphModule
     layers: dict[str, LayerPlan] = field(default_factory=dict)
     activations: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     model_outputs: set[str] = field(default_factory=set)
+    model_inputs: set[str] = field(default_factory=set)
 
     def output_module(self, layer: str) -> str:
         """The module whose output is ``layer``'s quantized output (the fused activation, if any)."""
@@ -126,6 +129,8 @@ def build_plan(model: nn.Module, select: set[str] | None = None) -> QuantPlan:
             plan.skipped.append(name)
             continue
         layer = LayerPlan(name)
+        if _trace_back(node.args[0], {}, traced) is None and _is_input(node.args[0], traced):
+            plan.model_inputs.add(name)
         follow = node
         while len(follow.users) == 1:
             user = next(iter(follow.users))
@@ -149,6 +154,19 @@ def build_plan(model: nn.Module, select: set[str] | None = None) -> QuantPlan:
                 if isinstance(source, fx.Node) and source.op == "call_module":
                     plan.model_outputs.add(str(source.target))
     return plan
+
+
+def _is_input(node: object, traced: fx.GraphModule) -> bool:
+    """True when ``node`` is a model input, possibly through grid-preserving ops."""
+    modules = dict(traced.named_modules())
+    while isinstance(node, fx.Node) and node.op != "placeholder":
+        if node.op == "call_module" and isinstance(modules[str(node.target)], _GRID_PRESERVING_MODULES) or (
+                node.op in ("call_function", "call_method") and (
+                    node.target in _GRID_PRESERVING_FUNCTIONS or node.target in _GRID_PRESERVING_METHODS)):
+            node = node.args[0]
+        else:
+            return False
+    return isinstance(node, fx.Node)
 
 
 def _flat(args: object) -> list[fx.Node]:

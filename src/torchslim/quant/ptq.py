@@ -85,12 +85,12 @@ class Calibration:
 @torch.no_grad()
 def calibrate(model: nn.Module, plan: QuantPlan, batches: Iterator[torch.Tensor], config: PTQConfig) -> Calibration:
     """Run ``batches`` through the float ``model`` with observers hooked on the planned tensors."""
-    def make(name: str = "") -> Observer:
-        method = "minmax" if name in plan.model_outputs else config.observer
-        return Observer(method, config.act_dtype, config.percentile)
+    def make(unclipped: bool) -> Observer:
+        return Observer("minmax" if unclipped else config.observer, config.act_dtype, config.percentile)
 
-    cal = Calibration({name: make() for name in plan.layers},
-                      {name: make(name) for name in [*map(plan.output_module, plan.layers), *plan.activations]})
+    cal = Calibration({name: make(name in plan.model_inputs) for name in plan.layers},
+                      {name: make(name in plan.model_outputs)
+                       for name in [*map(plan.output_module, plan.layers), *plan.activations]})
     handles = []
     for name in plan.layers:
         handles.append(model.get_submodule(name).register_forward_pre_hook(
@@ -208,7 +208,7 @@ def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str
     warnings += [f"{name}: called more than once, left in float" for name in plan.skipped]
     cal = calibrate(model, plan, calibration_batches(ctx, config.num_samples, config.batch_size, step), config)
     float_model = copy.deepcopy(model)
-    probe = next(calibration_batches(ctx, 16, 16, step))
+    probe = next(calibration_batches(ctx, 8, 8, step))
     quantized = set(plan.layers)
     convert(model, plan, cal, quantized, config.act_dtype)
     sqnr = local_sqnr(float_model, model, plan, quantized, probe)

@@ -165,7 +165,7 @@ def qat_(model: nn.Module, config: QATConfig, ctx: Context) -> HandlerResult:
         _set(model, name, twin.to_int8())
     model.eval()
     details.update(layers=len(wrapped), accuracy_before_qat=before,
-                   final_train_loss=getattr(history, "train_loss", [None])[-1] if hasattr(history, "train_loss") else None)
+                   final_train_loss=history.train_loss[-1] if history.train_loss else None)
     if config.export_onnx:
         from torchslim.quant.onnx_check import export_and_check
 

@@ -148,3 +148,18 @@ def test_replacements_are_plain_sequentials_of_standard_layers():
     conv = make_conv("plain")
     for module in (svd_conv(conv, 2), tucker2_conv(conv, (2, 2)), cp_conv(conv, 2, n_iter_max=5), spatial_conv(conv, 2)):
         assert type(module) is nn.Sequential and all(type(m) is nn.Conv2d for m in module)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "circular"])
+def test_non_zero_padding_modes_split_exactly(mode):
+    """Padding along W commutes with a conv along H for reflect/circular padding too."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 5, 3, padding=1, stride=(1, 2), padding_mode=mode).double()
+    x = x_for(conv)
+    full = min(spatial_matrix(conv.weight).shape)
+    for module in (spatial_conv(conv, full), svd_conv(conv, 5), tucker2_conv(conv, (5, 4))):
+        assert torch.allclose(module(x), conv(x), atol=1e-5)
+    reference = nn.Conv2d(4, 5, 3, padding=1, stride=(1, 2), padding_mode=mode).double()
+    reference.weight.copy_(cp_reconstruct(conv, 4, n_iter_max=20))
+    reference.bias.copy_(conv.bias)
+    assert torch.allclose(cp_conv(conv, 4, n_iter_max=20)(x), reference(x), atol=1e-10)

@@ -152,3 +152,20 @@ def test_dynamic_int8_linear_runs_on_integer_matmuls(name, tmp_path):
     # every Linear becomes DynamicQuantizeMatMul or MatMulIntegerToFloat (u8 x s8 -> int32)
     assert ops.get("DynamicQuantizeMatMul", 0) + ops.get("MatMulIntegerToFloat", 0) == n_linear
     assert result.details["onnx_max_abs_error_vs_eager"] < 1e-4  # eager simulates ORT's arithmetic
+
+
+def test_ptq_step_through_compress_reports_int8_size_and_ort_latency(tmp_path):
+    from torchslim.compress import compress
+    from torchslim.data import load_data
+    from torchslim.measure import MeasureConfig
+
+    data = load_data("mnist5k")
+    model, _ = small_model("lenet5")
+    result = compress(model, ["fold.bn", ("quant.ptq", {"num_samples": 128})], data=data, progress=False,
+                      measure=MeasureConfig(runtimes=("onnxruntime",)), out_dir=tmp_path)
+    step = result.report.steps[-1]
+    assert step.after.size_bytes < 0.3 * step.before.size_bytes
+    assert step.after.params == step.before.params and step.after.macs == step.before.macs
+    assert step.after.latency[0].runtime == "onnxruntime"
+    assert step.details["ort_float_compute_ops"] == 0 and (tmp_path / "quant_ptq_int8.onnx").exists()
+    assert abs(step.after.accuracy - step.before.accuracy) < 0.05  # untrained net: outputs near chance

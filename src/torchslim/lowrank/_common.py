@@ -125,14 +125,12 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def conv_skip(module: nn.Module, separable: bool = False) -> str | None:
+def conv_skip(module: nn.Module) -> str | None:
     """Why a Conv2d cannot be factorized (None: it can)."""
     if module.groups != 1:
         return "grouped/depthwise conv (groups > 1) not factorized"
     if isinstance(module.padding, str) and module.padding != "valid":
         return f"padding={module.padding!r} not supported (give explicit padding)"
-    if separable and module.padding_mode != "zeros" and isinstance(module.padding, str):
-        return f"padding_mode={module.padding_mode!r} with string padding not supported"
     return None
 
 

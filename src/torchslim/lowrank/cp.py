@@ -97,7 +97,7 @@ def cp_macs(layer: Layer, rank: int) -> int:
 
 def cp_method(n_iter_max: int = 100) -> Method:
     return Method(
-        name="cp", types=(nn.Conv2d,), skip=lambda m: conv_skip(m, separable=True), unfold=channel_unfoldings,
+        name="cp", types=(nn.Conv2d,), skip=conv_skip, unfold=channel_unfoldings,
         rank_from=lambda layer, r: max(r), macs=cp_macs, error=lambda spectra, r: None,
         build=lambda module, r, seed: cp_conv(module, r, seed, n_iter_max),
     )

@@ -74,7 +74,7 @@ def spatial_macs(layer: Layer, rank: int) -> int:
 def _skip(module: nn.Module) -> str | None:
     if module.kernel_size == (1, 1):
         return "1x1 conv has no spatial extent to separate"
-    return conv_skip(module, separable=True)
+    return conv_skip(module)
 
 
 def spatial_method() -> Method:

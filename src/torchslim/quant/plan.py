@@ -129,7 +129,7 @@ def build_plan(model: nn.Module, select: set[str] | None = None) -> QuantPlan:
             plan.skipped.append(name)
             continue
         layer = LayerPlan(name)
-        if _trace_back(node.args[0], {}, traced) is None and _is_input(node.args[0], traced):
+        if _is_input(node.args[0], traced):
             plan.model_inputs.add(name)
         follow = node
         while len(follow.users) == 1:

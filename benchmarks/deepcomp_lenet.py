@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from torchslim.codec import decode_model
-from torchslim.compress import compress
+from torchslim.pipeline import compress
 from torchslim.data import load_dataset
 from torchslim.measure import MeasureConfig
 from torchslim.profiler import measure_latency

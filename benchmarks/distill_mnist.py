@@ -34,7 +34,7 @@ from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from torchslim.compress import compress, machine_info  # noqa: E402
+from torchslim.pipeline import compress, machine_info  # noqa: E402
 from torchslim.data import load_dataset  # noqa: E402
 from torchslim.distill import distill_  # noqa: E402
 from torchslim.errors import UserError  # noqa: E402

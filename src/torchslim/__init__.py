@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 _API = {
     "profile": ("torchslim.profiler", "profile_model"),
     "measure_latency": ("torchslim.profiler", "measure_latency"),
-    "compress": ("torchslim.compress", "compress"),
-    "CompressResult": ("torchslim.compress", "CompressResult"),
+    "compress": ("torchslim.pipeline", "compress"),
+    "CompressResult": ("torchslim.pipeline", "CompressResult"),
     "MeasureConfig": ("torchslim.measure", "MeasureConfig"),
     "save": ("torchslim.serialize", "save"),
     "load": ("torchslim.serialize", "load"),

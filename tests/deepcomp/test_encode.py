@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import small_model
 from torchslim.codec import decode_model
-from torchslim.compress import compress
+from torchslim.pipeline import compress
 from torchslim.measure import MeasureConfig
 
 NO_LATENCY = MeasureConfig(runtimes=())

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from tests.conftest import small_model
 from torchslim.codec import decode_model, write_model
-from torchslim.compress import compress
+from torchslim.pipeline import compress
 from torchslim.deepcomp.hashed import HashedConv2d, HashedLinear, fmix32, hash_index_sign
 from torchslim.measure import MeasureConfig
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tests.conftest import small_model
-from torchslim.compress import compress
+from torchslim.pipeline import compress
 from torchslim.core import Context
 from torchslim.deepcomp.prune import PruneConfig, agp_fraction, global_counts, magnitude_mask, prune_
 from torchslim.errors import UserError

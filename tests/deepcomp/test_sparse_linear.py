@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tests.conftest import small_model
-from torchslim.compress import compress
+from torchslim.pipeline import compress
 from torchslim.deepcomp.sparse_linear import SparseLinear
 from torchslim.measure import MeasureConfig
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_case import CASES, PER_PROCESS_BATCH, make_case  # noqa: E402
+from distill_ddp_case import CASES, PER_PROCESS_BATCH, make_case  # noqa: E402
 
 from torchslim.distill import distill_  # noqa: E402
 
@@ -23,7 +23,7 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(Path(__file__).parent / "ddp_worker.py"), str(tmp_path)]
+           str(Path(__file__).parent / "distill_ddp_worker.py"), str(tmp_path)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp_states = torch.load(tmp_path / "ddp_states.pt", weights_only=True)

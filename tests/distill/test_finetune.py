@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchslim.compress import compress
+from torchslim.pipeline import compress
 from torchslim.core import Context, techniques
 from torchslim.data import load_dataset
 from torchslim.distill import FinetuneConfig, finetune_

@@ -69,7 +69,7 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
 
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True) -> RunReport:
-    from torchslim.compress import compress
+    from torchslim.pipeline import compress
     from torchslim.profiler import export_onnx
     from torchslim.report.writer import write_report
     from torchslim.serialize import save

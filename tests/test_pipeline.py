@@ -57,3 +57,14 @@ def test_output_error_matches_hand_computed_sqnr():
     assert max_abs == 0.5
     assert sqnr == pytest.approx(10 * torch.log10(torch.tensor(25 / 0.25)).item())  # 20 dB
     assert output_error(ref, ref.clone()) == (0.0, None)
+
+
+def test_public_api_names_stay_functions_after_submodule_imports():
+    import importlib
+
+    import torchslim
+
+    importlib.import_module("torchslim.pipeline")
+    importlib.import_module("torchslim.profiler")
+    importlib.import_module("torchslim.serialize")
+    assert callable(torchslim.compress) and callable(torchslim.profile) and callable(torchslim.save)

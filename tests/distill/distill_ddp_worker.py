@@ -1,5 +1,5 @@
 """Run by test_ddp.py under ``torch.distributed.run --nproc_per_node=2``: distils each case of
-``ddp_case`` with per-process batch B; rank 0 writes the student weights."""
+``distill_ddp_case`` with per-process batch B; rank 0 writes the student weights."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_case import CASES, PER_PROCESS_BATCH, make_case  # noqa: E402
+from distill_ddp_case import CASES, PER_PROCESS_BATCH, make_case  # noqa: E402
 
 from torchslim.distill import distill_  # noqa: E402
 

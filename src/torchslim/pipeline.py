@@ -125,7 +125,7 @@ def compress(
         work = result.model.eval()
         max_abs, sqnr = output_error(reference, run_eval(work, numerics_batch))
         after = snapshot(work, inputs, f"after {config.name}", measure, eval_fn)
-        after.file_bytes = result.details.get("file_bytes", before.file_bytes)
+        after.file_bytes = result.details.get("file_bytes")  # only the step that wrote the file
         report.steps.append(StepReport(index + 1, config.name, config.to_dict(), before, after, max_abs, sqnr,
                                        round(seconds, 4), result.warnings, result.details))
         before = after

@@ -5,14 +5,6 @@ import torch
 from torch.utils.data import TensorDataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def tiny_data() -> SimpleNamespace:
     """256 random 28x28 images with labels from a fixed linear teacher (learnable, fast)."""

@@ -126,3 +126,17 @@ def test_multihead_attention_is_counted_not_fused():
     assert stats.macs == projections + attention
     assert stats.uncounted_ops == {}
     assert torch.backends.mha.get_fastpath_enabled()  # restored
+
+
+def test_fake_quantize_counts_four_flops_per_element():
+    import torch
+
+    from torchslim.profiler import profile_model
+
+    class FakeQuant(torch.nn.Module):
+        def forward(self, x):
+            return torch.fake_quantize_per_tensor_affine(x, 0.1, 0, -128, 127)
+
+    stats = profile_model(FakeQuant(), torch.randn(2, 3, 4))
+    assert stats.other_flops == {"quantize": 4 * 24}
+    assert stats.uncounted_ops == {}

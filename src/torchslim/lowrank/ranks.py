@@ -16,7 +16,8 @@ spatial, two for Tucker-2 / CP), computed once per layer with ``torch.linalg.svd
   in relative squared weight error per MAC saved, until the selected layers' MACs are at most
   ``macs_ratio`` of the original. The error of a candidate is exact for SVD and spatial
   (Eckart-Young) and the HOSVD bound for Tucker-2; CP has no cheap error, so CP falls back to
-  the per-layer allocation.
+  the per-layer allocation, where its rank (MACs linear in R, R not capped by the channel
+  counts) is solved for directly.
 """
 
 from __future__ import annotations
@@ -156,6 +157,13 @@ def choose_ranks(layers: list[Layer], method: Method, config: FactorizeConfig, e
         fixed = {n: m for n, m in original.items() if n in excluded}
         target = config.macs_ratio * sum(original.values()) - sum(fixed.values())
         ranks = greedy_allocation(options, {n: m for n, m in original.items() if n not in excluded}, target)
+    elif method.name == "cp":
+        # CP MACs are R times a per-rank cost and R may exceed both channel counts: solve directly.
+        for layer in active:
+            rank = int(config.macs_ratio * original_macs(layer) // method.macs(layer, 1))
+            ranks[layer.name] = rank if rank >= 1 else None
+            if rank < 1:
+                notes.append(f"{layer.name}: no rank reaches macs_ratio {config.macs_ratio}, left alone")
     else:
         for layer in active:
             levels = max(len(s) for s, _ in spectra[layer.name])

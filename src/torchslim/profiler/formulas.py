@@ -271,6 +271,14 @@ for _dims in (1, 2, 3):
         ),
         _adaptive_pool(_dims),
     )
+# Fake quantization (QAT / PTQ simulation): scale, round, clamp and rescale = 4 flops/element.
+_FAKE_QUANT = [
+    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
+    "fake_quantize_per_tensor_affine_cachemask", "fake_quantize_per_channel_affine_cachemask",
+    "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams",
+    "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine",
+]
+_add("quantize", packets(_FAKE_QUANT), _per_out(4))
 _add("softmax", packets(["_softmax", "_log_softmax", "_safe_softmax"]), _per_out(5))
 _REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all"]
 _add("reduction", packets(_REDUCTIONS), _per_in(1))

@@ -37,8 +37,8 @@ class Snapshot:
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     latency: list[LatencyPoint] = field(default_factory=list)
     accuracy: float | None = None
-    # Size of a compressed artefact written by a step (e.g. Deep Compression's .tsc file),
-    # carried forward to later states; None when only the dense safetensors size applies.
+    # Size of the compressed file written by the step that produced this state (e.g. Deep
+    # Compression's .tsc file); None when only the dense safetensors size applies.
     file_bytes: int | None = None
 
     def latency_ms_p50(self, runtime: str, batch_size: int = 1) -> float | None:
@@ -85,8 +85,9 @@ class RunReport:
             "macs_ratio": _ratio(first.macs, last.macs),
             "size_ratio": _ratio(first.size_bytes, last.size_bytes),
         }
-        if last.file_bytes is not None:
-            out["file_size_ratio"] = _ratio(first.size_bytes, last.file_bytes)
+        files = [s.file_bytes for s in [first, *(step.after for step in self.steps)] if s.file_bytes]
+        if files:
+            out["file_size_ratio"] = _ratio(first.size_bytes, files[-1])
         for point in first.latency:
             after = last.latency_ms_p50(point.runtime, point.batch_size)
             out[f"speedup_{point.runtime}_bs{point.batch_size}"] = _ratio(point.latency_ms_p50, after)

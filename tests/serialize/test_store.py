@@ -121,3 +121,27 @@ def _edit_module(folder, name, cls):
         if entry["name"] == name:
             entry["class"] = cls
     (folder / "spec.json").write_text(json.dumps(spec))
+
+
+def test_technique_module_classes_load_in_a_fresh_process(tmp_path):
+    """A quantized model's classes are allowed without the caller importing torchslim.quant."""
+    import subprocess
+    import sys
+
+    from torchslim.pipeline import compress
+    from torchslim.measure import MeasureConfig
+    from tests.conftest import small_model
+
+    model, x = small_model("lenet5")
+    calib = torch.utils.data.TensorDataset(torch.randn(64, 1, 28, 28), torch.zeros(64, dtype=torch.long))
+    data = type("D", (), {"train": calib, "val": calib, "test": calib})()
+    result = compress(model, [("quant.ptq", {"num_samples": 64, "export_onnx": False})], example_inputs=x[:1],
+                      data=data, eval_fn=lambda m: 0.0, measure=MeasureConfig(runtimes=()), progress=False)
+    save(result.model, tmp_path / "q")
+    expected = result.model(x)
+    torch.save(x, tmp_path / "x.pt")
+    code = ("import sys, torch, torchslim; m = torchslim.load(sys.argv[1]); "
+            "x = torch.load(sys.argv[2], weights_only=True); torch.save(m(x).detach(), sys.argv[3])")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "q"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+                   check=True, capture_output=True)
+    assert torch.equal(torch.load(tmp_path / "y.pt", weights_only=True), expected.detach())

@@ -115,10 +115,12 @@ def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model saved by :func:`save`; returns it in eval mode."""
     from safetensors.torch import load_model
 
+    from torchslim.core.registry import techniques
     from torchslim.zoo import create_model
 
     path = Path(path)
     spec = read_spec(path)
+    techniques()  # technique families allow their module classes (quantized layers...) on import
     origin = spec["origin"]
     model = create_model(origin["name"], **origin.get("kwargs", {}))
     tensors = {k: (v["shape"], getattr(torch, v["dtype"])) for k, v in spec["tensors"].items()}

@@ -39,3 +39,36 @@ def test_recipe_end_to_end_writes_every_output_and_reuses_the_checkpoint(tmp_pat
     again = run_recipe(recipe, tmp_path, progress=False)
     assert (checkpoint / "model.safetensors").stat().st_mtime_ns == stamp
     assert again.initial.accuracy == report.initial.accuracy
+
+
+def test_interrupted_training_resumes_from_the_last_epoch(tmp_path, monkeypatch):
+    """Kill training after epoch 1 of 2; the re-run resumes and matches an uninterrupted run."""
+    import torch
+
+    import torchslim.train.loop as loop
+
+    recipe = parse_recipe({**RECIPE, "train": {"epochs": 2}, "steps": [], "measure": {"runtimes": []}}, "r.yaml")
+    clean = run_recipe(recipe, tmp_path / "clean", progress=False)
+
+    real_save = loop.save_checkpoint
+    calls = []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls.append(kwargs["epochs_done"])
+        if kwargs["epochs_done"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    try:
+        run_recipe(recipe, tmp_path / "cut", progress=False)
+    except KeyboardInterrupt:
+        pass
+    assert calls == [1]
+    assert list((tmp_path / "cut" / "checkpoints").glob("*.partial.pt"))
+    resumed = run_recipe(recipe, tmp_path / "cut", progress=False)
+    assert calls == [1, 2]  # only the second epoch ran again
+    assert resumed.initial.accuracy == clean.initial.accuracy
+    assert not list((tmp_path / "cut" / "checkpoints").glob("*.partial.pt"))
+    a, b = load(tmp_path / "clean" / "model"), load(tmp_path / "cut" / "model")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -2,7 +2,8 @@
 
 Outputs in ``out_dir``: ``report.json``, ``report.md``, ``accuracy_vs_*.png``, the final model
 as ``model/`` (spec.json + model.safetensors) and ``model.onnx``. A trained starting model is
-cached in ``out_dir/checkpoints/<key>/``, keyed by the model, data, training and seed, and reused.
+cached in ``out_dir/checkpoints/<key>/``, keyed by the model, data, training and seed, and reused;
+an interrupted training resumes from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -63,8 +64,13 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
         return load(cache)
     from torchslim.train import fit
 
-    fit(model, data.train, val_data=data.val, seed=recipe.seed, progress=progress, **asdict(recipe.train))
+    # Per-epoch training state: an interrupted run resumes from the last finished epoch.
+    partial = cache.with_name(cache.name + ".partial.pt")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    fit(model, data.train, val_data=data.val, seed=recipe.seed, progress=progress, checkpoint_path=partial,
+        **asdict(recipe.train))
     save(model, cache)
+    partial.unlink(missing_ok=True)
     return model.eval()
 
 

@@ -23,6 +23,14 @@ class MeasureConfig:
     batch_sizes: tuple[int, ...] = (1,)
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        if any(b < 1 for b in self.batch_sizes):
+            raise ValueError(f"field 'batch_sizes' must hold integers >= 1, got {list(self.batch_sizes)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"field 'threads' must be >= 1, got {self.threads}")
+        if len(set(self.runtimes)) != len(self.runtimes):
+            raise ValueError(f"field 'runtimes' lists a runtime twice: {list(self.runtimes)}")
+
 
 def snapshot(
     model: nn.Module,

@@ -48,7 +48,10 @@ def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
         name = fields.pop("technique")
     else:
         raise UserError(f"{where or 'step'}: expected a technique config, name, (name, fields) or mapping")
-    technique = techniques().get(name)
+    try:
+        technique = techniques().get(name)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}" if where else str(exc)) from None
     return technique.config_cls.from_dict(fields, where=f"{where} ({name})" if where else name)
 
 
@@ -78,14 +81,19 @@ def compress(
 ) -> CompressResult:
     """Copy ``model`` once, apply ``steps`` in order, and report every step.
 
-    ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to a random input of
-    the zoo model's shape. ``data``: DataSplits used by training/calibrating techniques and,
+    ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to the first test image
+    of ``data``, else a random input of the zoo model's shape. ``data``: DataSplits used by training/calibrating techniques and,
     when ``eval_fn`` is None, for top-1 accuracy on ``data.test``.
     """
     from tqdm.auto import tqdm
 
+    single_pair = isinstance(steps, tuple) and len(steps) == 2 and isinstance(steps[0], str)
+    if isinstance(steps, (str, dict, TechniqueConfig)) or single_pair:
+        raise UserError("steps must be a list of steps, e.g. ['fold.bn'] or [('prune.channels', {...})]")
     configs = [resolve_step(s, f"step {i + 1}") for i, s in enumerate(steps)]
     measure = measure or MeasureConfig()
+    if example_inputs is None and data is not None:
+        example_inputs = data.test.tensors[0][:1]  # the shape the model is really used at
     if example_inputs is None:
         from torchslim.zoo import example_input
 

@@ -72,3 +72,15 @@ def test_interrupted_training_resumes_from_the_last_epoch(tmp_path, monkeypatch)
     assert not list((tmp_path / "cut" / "checkpoints").glob("*.partial.pt"))
     a, b = load(tmp_path / "clean" / "model"), load(tmp_path / "cut" / "model")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_model_data_shape_mismatch_is_one_line_before_training(tmp_path):
+    import pytest
+
+    from torchslim.errors import UserError
+
+    recipe = parse_recipe({**RECIPE, "data": {"name": "mnist5k", "image_size": 32}}, "r.yaml")
+    with pytest.raises(UserError, match=r"model LeNet5 failed on input shape 1x1x32x32") as info:
+        run_recipe(recipe, tmp_path, progress=False)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "checkpoints").exists()

@@ -77,3 +77,44 @@ def test_builtin_recipes_are_valid():
     assert "demo" in builtin_recipes()
     for name in builtin_recipes():
         assert load_recipe(name).steps
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r.update(model="zoo:lenet55"), r"r.yaml: model: unknown model 'zoo:lenet55'"),
+        (lambda r: r.update(model={"checkpoint": "/nonexistent/dir"}), "checkpoint '/nonexistent/dir' is not a saved"),
+        (lambda r: r.update(data="mnist6k"), r"r.yaml: data: unknown dataset 'mnist6k' \(known: digits, mnist5k"),
+        (lambda r: r.update(data={"name": "mnist5k", "image_size": 0}), "data: field 'image_size' must be >= 1"),
+        (lambda r: r["train"].update(optimizer="adam"), "train: field 'optimizer' must be one of 'sgd', 'adamw'"),
+        (lambda r: r["train"].update(epochs=0), "train: field 'epochs' must be >= 1, got 0"),
+        (lambda r: r["measure"].update(batch_sizes=[0]), "measure: field 'batch_sizes' must hold integers >= 1"),
+        (lambda r: r["measure"].update(runtimes=["eager", "eager"]), "lists a runtime twice"),
+        (lambda r: r.update(eval={"batch_size": 0}), "eval: field 'batch_size' must be >= 1"),
+    ],
+)
+def test_validation_catches_what_run_would_fail_on(edit, message):
+    raw = yaml.safe_load(GOOD)
+    edit(raw)
+    with pytest.raises(UserError, match=message):
+        parse_recipe(raw, "r.yaml")
+
+
+def test_checkpoint_and_train_are_exclusive(tmp_path):
+    from torchslim.serialize import save
+    from torchslim.zoo import create_model
+
+    save(create_model("lenet5"), tmp_path / "m")
+    raw = yaml.safe_load(GOOD)
+    raw["model"] = {"checkpoint": str(tmp_path / "m")}
+    with pytest.raises(UserError, match="train: a 'checkpoint' model is already trained"):
+        parse_recipe(raw, "r.yaml")
+
+
+def test_exponent_floats_and_non_utf8_files(tmp_path):
+    recipe = load_recipe(_write(tmp_path, GOOD), ("train.lr=1e-3",))
+    assert recipe.train.lr == 0.001
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(UserError, match="not a text file"):
+        load_recipe(binary)

@@ -145,3 +145,17 @@ def test_technique_module_classes_load_in_a_fresh_process(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "q"), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
                    check=True, capture_output=True)
     assert torch.equal(torch.load(tmp_path / "y.pt", weights_only=True), expected.detach())
+
+
+def test_save_refuses_to_replace_a_directory_that_is_not_a_saved_model(tmp_path):
+    user_dir = tmp_path / "userdir"
+    (user_dir / "sub").mkdir(parents=True)
+    (user_dir / "notes.txt").write_text("precious")
+    with pytest.raises(UserError, match="is not a saved torchslim model"):
+        save(create_model("lenet5"), user_dir)
+    assert (user_dir / "notes.txt").read_text() == "precious"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save(create_model("lenet5"), empty)
+    assert (empty / "spec.json").is_file()
+    assert (empty / "model.safetensors").stat().st_mode & 0o044 == 0o044  # readable by others (umask 022)

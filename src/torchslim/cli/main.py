@@ -31,7 +31,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from torchslim.serialize import load
     from torchslim.zoo import create_model
 
-    model = load(args.model) if Path(args.model, "spec.json").is_file() else create_model(args.model)
+    model = load(args.model) if Path(args.model).is_dir() else create_model(args.model)
     shape = _parse_shape(args.input_shape) if args.input_shape else tuple(model._torchslim_origin["input_shape"])
     if len(shape) == len(model._torchslim_origin["input_shape"]):
         shape = (1, *shape)

@@ -15,6 +15,8 @@ work is seen as the standard linear / attention / norm ops rather than one opaqu
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -116,6 +118,10 @@ def profile_model(model: nn.Module, example_inputs: Inputs) -> ModelStats:
     inputs = as_input_tuple(example_inputs)
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
+    # A shape mismatch is reported below as one line; keep torch's fake-tensor log quiet.
+    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+    log_level = fake_log.level
+    fake_log.setLevel(logging.CRITICAL)
     try:
         with evaluating(model), torch.no_grad():
             try:
@@ -128,6 +134,7 @@ def profile_model(model: nn.Module, example_inputs: Inputs) -> ModelStats:
                 execution = "real"
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+        fake_log.setLevel(log_level)
 
     layers = [
         LayerStats(

@@ -43,7 +43,10 @@ def _build_model(recipe: Recipe, data: Any) -> nn.Module:
         kwargs.setdefault("in_channels", data.input_shape[0])
         kwargs.setdefault("num_classes", data.num_classes)
     torch.manual_seed(recipe.seed)
-    return create_model(recipe.model.name, **kwargs)
+    model = create_model(recipe.model.name, **kwargs)
+    if data is not None:  # the shape the model is trained and measured at
+        model._torchslim_origin["input_shape"] = list(data.input_shape)
+    return model
 
 
 def _cache_key(recipe: Recipe) -> str:
@@ -57,6 +60,11 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
     from torchslim.serialize import load, save
 
     model = _build_model(recipe, data)
+    if data is not None:
+        from torchslim.profiler.analyze import run_checked
+
+        with torch.no_grad():  # a model/data shape mismatch fails here in one line, not mid-training
+            run_checked(model.eval(), (data.test.tensors[0][:1],))
     if recipe.train is None or recipe.model.checkpoint:
         return model
     cache = out_dir / "checkpoints" / f"{recipe.model.name.replace(':', '_')}-{_cache_key(recipe)}"

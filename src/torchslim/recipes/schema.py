@@ -40,6 +40,12 @@ class DataSection:
     image_size: int | None = None
     channels: int | None = None
 
+    def __post_init__(self) -> None:
+        for key in ("image_size", "channels"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"field '{key}' must be >= 1, got {value}")
+
 
 @dataclass(frozen=True)
 class TrainSection:
@@ -48,11 +54,14 @@ class TrainSection:
     epochs: int = 3
     batch_size: int = 64
     lr: float = 0.05
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "cosine"
+    schedule: Literal["cosine", "constant"] = "cosine"
     label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "epochs", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,15 @@ class EvalSection:
 
     split: Literal["test", "val"] = "test"
     batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _positive(self, "batch_size")
+
+
+def _positive(section: Any, *keys: str) -> None:
+    for key in keys:
+        if getattr(section, key) < 1:
+            raise ValueError(f"field '{key}' must be >= 1, got {getattr(section, key)}")
 
 
 @dataclass(frozen=True)
@@ -110,10 +128,15 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     model = from_mapping(ModelSection, _shorthand(raw["model"]), f"{source}: model")
     if not model.name and not model.checkpoint:
         raise UserError(f"{source}: model: give a zoo 'name' or a saved 'checkpoint' directory")
+    _check_model(model, source)
     data = None if raw.get("data") is None else from_mapping(DataSection, _shorthand(raw["data"]), f"{source}: data")
+    if data is not None:
+        _check_data(data, source)
     train = None if raw.get("train") is None else from_mapping(TrainSection, raw["train"], f"{source}: train")
     if train is not None and data is None:
         raise UserError(f"{source}: train: needs a 'data' section")
+    if train is not None and model.checkpoint:
+        raise UserError(f"{source}: train: a 'checkpoint' model is already trained; drop one of them")
     steps_raw = raw.get("steps") or []
     if not isinstance(steps_raw, list):
         raise UserError(f"{source}: steps: expected a list of steps")
@@ -127,6 +150,31 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{source}: field 'seed' must be an integer, got {seed!r}")
     return Recipe(model, steps, data, train, measure, evaluation, seed, source)
+
+
+def _check_model(model: ModelSection, source: str) -> None:
+    from torchslim.zoo import model_info
+
+    if model.checkpoint:
+        if not (Path(model.checkpoint) / "spec.json").is_file():
+            raise UserError(f"{source}: model: checkpoint '{model.checkpoint}' is not a saved torchslim model")
+        return
+    try:
+        model_info(model.name)
+    except UserError as exc:
+        raise UserError(f"{source}: model: {exc}") from None
+
+
+def _check_data(data: DataSection, source: str) -> None:
+    from torchslim.data import list_datasets
+
+    name = data.name.removeprefix("data:")
+    if name.startswith(("npz:", "folder:")):
+        if not Path(name.split(":", 1)[1]).exists():
+            raise UserError(f"{source}: data: '{name.split(':', 1)[1]}' does not exist")
+    elif name not in list_datasets():
+        raise UserError(f"{source}: data: unknown dataset '{data.name}' (known: {', '.join(list_datasets())}, "
+                        "npz:FILE, folder:DIR)")
 
 
 def set_override(raw: dict[str, Any], assignment: str, source: str) -> None:
@@ -162,6 +210,8 @@ def load_recipe(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Rec
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"{path}: cannot read recipe ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (recipes are UTF-8 YAML)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -47,7 +47,9 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` to directory ``path`` (spec.json + model.safetensors), atomically."""
     from safetensors.torch import save_model
 
-    path = Path(path)
+    path = Path(path).resolve()
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / SPEC_FILE).is_file())):
+        raise UserError(f"{path}: exists and is not a saved torchslim model; choose a new or empty directory")
     spec = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -63,6 +65,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
     try:
         save_model(model, str(tmp / WEIGHTS_FILE))
+        os.chmod(tmp / WEIGHTS_FILE, 0o666 & ~current_umask())
         (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=1), encoding="utf-8")
         old = None
         if path.exists():
@@ -105,6 +108,9 @@ def read_spec(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{spec_file}: unreadable spec ({exc})") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise UserError(f"{spec_file}: not a torchslim model spec (format field is not '{FORMAT}')")
+    missing = [k for k in ("origin", "modules", "tensors") if k not in spec]
+    if missing:
+        raise UserError(f"{spec_file}: missing field '{missing[0]}'")
     if spec.get("schema_version") != SCHEMA_VERSION:
         raise UserError(f"{spec_file}: schema_version {spec.get('schema_version')!r} is not supported "
                         f"(this torchslim reads {SCHEMA_VERSION})")

@@ -74,3 +74,10 @@ def test_console_entry_point_exit_code():
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("torchslim: error: unknown model 'zoo:nope'")
     assert "Traceback" not in proc.stderr
+
+
+def test_debug_flag_after_the_subcommand(tmp_path):
+    from torchslim.errors import UserError
+
+    with pytest.raises(UserError):
+        main(["validate", str(tmp_path / "missing.yaml"), "--debug"])

@@ -84,3 +84,13 @@ def test_model_data_shape_mismatch_is_one_line_before_training(tmp_path):
         run_recipe(recipe, tmp_path, progress=False)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_class_count_mismatch_is_a_user_error(tmp_path):
+    import pytest
+
+    from torchslim.errors import UserError
+
+    recipe = parse_recipe({**RECIPE, "model": {"name": "zoo:lenet5", "kwargs": {"num_classes": 5}}}, "r.yaml")
+    with pytest.raises(UserError, match="r.yaml: model: it has 5 outputs but data 'mnist5k' has 10 classes"):
+        run_recipe(recipe, tmp_path, progress=False)

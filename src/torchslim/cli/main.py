@@ -101,16 +101,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchslim", description="Make trained PyTorch models smaller and faster.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    # --debug is accepted after the subcommand too (SUPPRESS keeps the top-level value otherwise).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("profile", help="params, MACs, FLOPs, memory and size of a model")
+    p = sub.add_parser("profile", parents=[common], help="params, MACs, FLOPs, memory and size of a model")
     p.add_argument("model", help="zoo model name (zoo:resnet20) or a saved model directory")
     p.add_argument("--input-shape", help="e.g. 1,3,32,32 (batch optional); default: the model's own")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_profile)
 
     for name, func, help_text in (("run", cmd_run, "run a recipe"), ("validate", cmd_validate, "check a recipe")):
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, parents=[common], help=help_text)
         p.add_argument("recipe", help="recipe YAML file or built-in recipe name")
         p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=1")
         if name == "run":
@@ -118,11 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-progress", action="store_true")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("ls", help="list techniques, models or datasets")
+    p = sub.add_parser("ls", parents=[common], help="list techniques, models or datasets")
     p.add_argument("what", nargs="?", default="all", choices=("techniques", "models", "datasets", "all"))
     p.set_defaults(func=cmd_ls)
 
-    p = sub.add_parser("demo", help="train LeNet-5 on bundled MNIST-5k and run the demo recipe")
+    p = sub.add_parser("demo", parents=[common], help="train LeNet-5 on bundled MNIST-5k and run the demo recipe")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo, overrides=[])

@@ -64,7 +64,10 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
         from torchslim.profiler.analyze import run_checked
 
         with torch.no_grad():  # a model/data shape mismatch fails here in one line, not mid-training
-            run_checked(model.eval(), (data.test.tensors[0][:1],))
+            logits = run_checked(model.eval(), (data.test.tensors[0][:1],))
+        if isinstance(logits, torch.Tensor) and logits.shape[-1] != data.num_classes:
+            raise UserError(f"{recipe.source}: model: it has {logits.shape[-1]} outputs but data "
+                            f"'{recipe.data.name}' has {data.num_classes} classes")
     if recipe.train is None or recipe.model.checkpoint:
         return model
     cache = out_dir / "checkpoints" / f"{recipe.model.name.replace(':', '_')}-{_cache_key(recipe)}"

@@ -7,11 +7,13 @@ per step would double peak memory on large models).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -78,12 +80,18 @@ def compress(
     seed: int = 0,
     progress: bool = True,
     out_dir: str | os.PathLike | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    run_key: str = "",
 ) -> CompressResult:
     """Copy ``model`` once, apply ``steps`` in order, and report every step.
 
     ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to the first test image
     of ``data``, else a random input of the zoo model's shape. ``data``: DataSplits used by training/calibrating techniques and,
     when ``eval_fn`` is None, for top-1 accuracy on ``data.test``.
+
+    ``checkpoint_dir``: after each step the model and its step report are saved there, keyed by
+    ``run_key`` (which must identify the starting model and data) and the configs so far; a
+    later call with the same key resumes after the last saved step instead of redoing it.
     """
     from tqdm.auto import tqdm
 
@@ -121,6 +129,13 @@ def compress(
     )
     before = initial
     for index, config in enumerate(tqdm(configs, desc="compress", disable=not progress or not configs)):
+        saved = None if checkpoint_dir is None else _step_dir(Path(checkpoint_dir), run_key, configs, index, seed)
+        resumed = _load_step(saved) if saved is not None else None
+        if resumed is not None:
+            work, step = resumed
+            report.steps.append(step)
+            before = step.after
+            continue
         technique = techniques().get(config.name)
         reference = run_eval(work, numerics_batch)
         torch.manual_seed(seed + index)
@@ -134,10 +149,45 @@ def compress(
         max_abs, sqnr = output_error(reference, run_eval(work, numerics_batch))
         after = snapshot(work, inputs, f"after {config.name}", measure, eval_fn)
         after.file_bytes = result.details.get("file_bytes")  # only the step that wrote the file
-        report.steps.append(StepReport(index + 1, config.name, config.to_dict(), before, after, max_abs, sqnr,
-                                       round(seconds, 4), result.warnings, result.details))
+        step = StepReport(index + 1, config.name, config.to_dict(), before, after, max_abs, sqnr,
+                          round(seconds, 4), result.warnings, result.details)
+        report.steps.append(step)
+        if saved is not None:
+            _save_step(work, step, saved)
         before = after
     return CompressResult(work, report)
+
+
+def _step_dir(root: Path, run_key: str, configs: list[TechniqueConfig], index: int, seed: int) -> Path:
+    so_far = [(c.name, c.to_dict()) for c in configs[: index + 1]]
+    key = hashlib.sha256(json.dumps([run_key, seed, so_far], sort_keys=True, default=str).encode()).hexdigest()
+    return root / f"{index + 1:02d}-{configs[index].name}-{key[:12]}"
+
+
+def _load_step(folder: Path) -> tuple[nn.Module, StepReport] | None:
+    """A finished step saved by :func:`_save_step`, or None (absent or unreadable: redo it)."""
+    from torchslim.serialize import load
+
+    if not (folder / "step.json").is_file():
+        return None
+    try:
+        step = StepReport.from_dict(json.loads((folder / "step.json").read_text(encoding="utf-8")))
+        return load(folder / "model").eval(), step
+    except (UserError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _save_step(model: nn.Module, step: StepReport, folder: Path) -> None:
+    """Model first, then step.json: a step counts as done only once both are complete."""
+    from torchslim.core.atomic import write_text_atomic
+    from torchslim.serialize import save
+
+    try:
+        save(model, folder / "model")
+    except UserError as exc:  # a model that cannot be saved is still reported, just not resumable
+        step.warnings.append(f"not checkpointed: {exc}")
+        return
+    write_text_atomic(folder / "step.json", json.dumps(asdict(step), default=str))
 
 
 def _version() -> str:

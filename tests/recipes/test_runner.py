@@ -34,7 +34,7 @@ def test_recipe_end_to_end_writes_every_output_and_reuses_the_checkpoint(tmp_pat
     assert evaluate(load(tmp_path / "model"), load_dataset("mnist5k").test) == step["after"]["accuracy"]
 
     # Second run: the trained checkpoint is reused, so the starting accuracy is identical.
-    (checkpoint,) = (tmp_path / "checkpoints").iterdir()
+    (checkpoint,) = (tmp_path / "checkpoints").glob("zoo_*")
     stamp = (checkpoint / "model.safetensors").stat().st_mtime_ns
     again = run_recipe(recipe, tmp_path, progress=False)
     assert (checkpoint / "model.safetensors").stat().st_mtime_ns == stamp
@@ -94,3 +94,43 @@ def test_class_count_mismatch_is_a_user_error(tmp_path):
     recipe = parse_recipe({**RECIPE, "model": {"name": "zoo:lenet5", "kwargs": {"num_classes": 5}}}, "r.yaml")
     with pytest.raises(UserError, match="r.yaml: model: it has 5 outputs but data 'mnist5k' has 10 classes"):
         run_recipe(recipe, tmp_path, progress=False)
+
+
+def test_interrupted_compression_resumes_after_the_last_finished_step(tmp_path, monkeypatch):
+    import dataclasses
+
+    import pytest
+    import torch
+
+    from torchslim.core.registry import TECHNIQUES
+
+    recipe = parse_recipe({**RECIPE, "steps": ["fold.bn", {"deepcomp.prune": {"sparsity": 0.5, "epochs": 1}}],
+                           "measure": {"runtimes": []}}, "r.yaml")
+    clean = run_recipe(recipe, tmp_path / "clean", progress=False)
+
+    original = TECHNIQUES.get("deepcomp.prune")
+    calls = {"fold.bn": 0, "deepcomp.prune": 0}
+    fold = TECHNIQUES.get("fold.bn")
+
+    def counting(technique, die):
+        def handler(model, config, ctx):
+            calls[technique.name] += 1
+            if die:
+                raise KeyboardInterrupt
+            return technique.handler(model, config, ctx)
+        return dataclasses.replace(technique, handler=handler)
+
+    monkeypatch.setitem(TECHNIQUES._entries, "fold.bn", counting(fold, die=False))
+    monkeypatch.setitem(TECHNIQUES._entries, "deepcomp.prune", counting(original, die=True))
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe, tmp_path / "cut", progress=False)
+    assert calls == {"fold.bn": 1, "deepcomp.prune": 1}
+
+    monkeypatch.setitem(TECHNIQUES._entries, "deepcomp.prune", counting(original, die=False))
+    resumed = run_recipe(recipe, tmp_path / "cut", progress=False)
+    assert calls == {"fold.bn": 1, "deepcomp.prune": 2}  # fold.bn was not redone
+    assert [s.technique for s in resumed.steps] == ["fold.bn", "deepcomp.prune"]
+    assert resumed.steps[0].after.accuracy == clean.steps[0].after.accuracy
+    assert resumed.final.accuracy == clean.final.accuracy
+    a, b = load(tmp_path / "clean" / "model"), load(tmp_path / "cut" / "model")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -3,7 +3,8 @@
 Outputs in ``out_dir``: ``report.json``, ``report.md``, ``accuracy_vs_*.png``, the final model
 as ``model/`` (spec.json + model.safetensors) and ``model.onnx``. A trained starting model is
 cached in ``out_dir/checkpoints/<key>/``, keyed by the model, data, training and seed, and reused;
-an interrupted training resumes from its last finished epoch.
+an interrupted training resumes from its last finished epoch, and an interrupted compression
+from its last finished step (``out_dir/checkpoints/steps/``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
         split = getattr(data, recipe.eval.split)
         eval_fn = lambda m: evaluate(m, split, batch_size=recipe.eval.batch_size)  # noqa: E731
     result = compress(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
-                      measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out)
+                      measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
+                      checkpoint_dir=out / "checkpoints" / "steps",
+                      run_key=json.dumps([_cache_key(recipe), asdict(recipe.measure), asdict(recipe.eval)]))
     result.report.model["recipe"] = recipe.source
     write_report(result.report, out)
     save(result.model, out / "model")

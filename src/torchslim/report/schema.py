@@ -41,6 +41,12 @@ class Snapshot:
     # Compression's .tsc file); None when only the dense safetensors size applies.
     file_bytes: int | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        fields = dict(data)
+        fields["latency"] = [LatencyPoint(**p) for p in fields.get("latency", [])]
+        return cls(**fields)
+
     def latency_ms_p50(self, runtime: str, batch_size: int = 1) -> float | None:
         for point in self.latency:
             if point.runtime == runtime and point.batch_size == batch_size:
@@ -60,6 +66,13 @@ class StepReport:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepReport:
+        fields = dict(data)
+        fields["before"] = Snapshot.from_dict(fields["before"])
+        fields["after"] = Snapshot.from_dict(fields["after"])
+        return cls(**fields)
 
 
 @dataclass

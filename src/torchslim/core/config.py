@@ -2,6 +2,13 @@
 
 ``from_dict`` turns a YAML mapping into a config and reports the first problem as one line
 naming the step and the field (misspelt field, wrong type), before any model is built.
+A field whose type is itself a dataclass (``finetune: TrainConfig | None``) is a nested
+section: its mapping is merged over the field's default (or the dataclass's own defaults),
+so ``finetune: {epochs: 1}`` keeps the technique's other training defaults, and its errors
+name the section (``steps[2] (quant.qat): finetune: unknown field 'lrr'``).
+
+Validation of a value lives in the config's ``__post_init__`` only (raise ValueError there);
+handlers never re-check a field.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ class TechniqueConfig:
         return from_mapping(cls, values, where)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return _plain(self)
 
 
 def from_mapping(cls: type[T], values: Any, where: str = "") -> T:
@@ -40,20 +47,48 @@ def from_mapping(cls: type[T], values: Any, where: str = "") -> T:
         values = {}
     if not isinstance(values, dict):
         raise UserError(f"{prefix}expected a mapping of fields, got {values!r}")
+    return _build(cls, values, prefix, None)
+
+
+def _build(cls: type[T], values: dict[str, Any], prefix: str, base: T | None) -> T:
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
         if key not in fields:
             known = ", ".join(sorted(fields)) or "none"
             raise UserError(f"{prefix}unknown field '{key}' (known fields: {known})")
-    kwargs = {key: _coerce(value, hints[key], f"{prefix}field '{key}'") for key, value in values.items()}
+    kwargs = {}
+    for key, value in values.items():
+        nested = _nested_type(hints[key])
+        if nested is not None and isinstance(value, dict):
+            default = getattr(base, key) if base is not None else _default(fields[key])
+            kwargs[key] = _build(nested, value, f"{prefix}{key}: ", default if isinstance(default, nested) else None)
+        else:
+            kwargs[key] = _coerce(value, hints[key], f"{prefix}field '{key}'")
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"{prefix}{exc}") from None
 
 
+def _nested_type(tp: Any) -> type | None:
+    """The dataclass in annotation ``tp`` (``X`` or ``X | None``), or None."""
+    arms = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    found = [a for a in arms if dataclasses.is_dataclass(a)]
+    return found[0] if found else None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
 def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -62,6 +97,10 @@ def _plain(value: Any) -> Any:
 
 
 def _describe(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping of fields"
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -71,6 +110,10 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        raise UserError(f"{what} must be a mapping of fields, got {value!r}")
     if origin in (typing.Union, types.UnionType):
         for arm in args:
             if arm is type(None) and value is None:

@@ -6,11 +6,14 @@ A pattern is either an exact qualified module name / prefix (``"fc"`` matches ``
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from torch import nn
+
+from torchslim.errors import UserError
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -33,12 +36,32 @@ class LayerFilter:
         return self.predicate is None or self.predicate(name, module)
 
 
+def unknown_name_error(field: str, name: str, known: Collection[str]) -> UserError:
+    """``field 'include': 'layer1.0.cnv1' matches no layer (close matches: layer1.0.conv1)``."""
+    close = difflib.get_close_matches(name.removeprefix("re:"), sorted(known), n=3, cutoff=0.6)
+    hint = f"close matches: {', '.join(close)}" if close else f"{len(known)} layers, e.g. {', '.join(sorted(known)[:3])}"
+    return UserError(f"field '{field}': '{name}' matches no layer ({hint})")
+
+
+def check_patterns(model: nn.Module, patterns: Sequence[str], field: str) -> None:
+    """Every name / ``re:`` pattern must match at least one module of ``model``."""
+    names = [n for n, _ in model.named_modules() if n]
+    for pattern in patterns:
+        if not any(_matches(n, pattern) for n in names):
+            raise unknown_name_error(field, pattern, names)
+
+
 def select_layers(
     model: nn.Module,
     types: tuple[type[nn.Module], ...] = (nn.Module,),
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> list[tuple[str, nn.Module]]:
-    """Modules of ``types`` whose names pass the include/exclude patterns, in module order."""
+    """Modules of ``types`` whose names pass the include/exclude patterns, in module order.
+
+    A pattern that matches no module of ``model`` at all is a UserError with close matches.
+    """
+    check_patterns(model, include, "include")
+    check_patterns(model, exclude, "exclude")
     keep = LayerFilter(include, exclude)
     return [(n, m) for n, m in model.named_modules() if n and isinstance(m, types) and keep(n, m)]

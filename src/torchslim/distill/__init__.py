@@ -19,7 +19,7 @@ from torchslim.distill.adversarial import (
     student_adversarial_loss,
 )
 from torchslim.distill.config import FinetuneConfig
-from torchslim.distill.finetune import finetune_
+from torchslim.distill.finetune import finetune_, finetune_step_
 from torchslim.distill.fitnets import hint_loss, make_regressor, train_hints_
 from torchslim.distill.kd import kd_loss, soft_target_loss
 from torchslim.distill.l2 import logit_l2_loss
@@ -33,6 +33,7 @@ __all__ = [
     "discriminator_loss",
     "distill_",
     "finetune_",
+    "finetune_step_",
     "hint_loss",
     "kd_loss",
     "logit_l2_loss",

@@ -10,6 +10,7 @@ its weights are never touched. ``method="none"`` is plain supervised training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -17,43 +18,48 @@ from torch.utils.data import Dataset
 
 from torchslim.distill.adversarial import AdversarialDistiller
 from torchslim.distill.common import WithHelpers, probe_batch, stop_if_diverged, teacher_eval, teacher_logits
-from torchslim.distill.config import FinetuneConfig
 from torchslim.distill.fitnets import default_layers, train_hints_
 from torchslim.distill.kd import kd_loss
 from torchslim.distill.l2 import logit_l2_loss
 from torchslim.errors import UserError
-from torchslim.train import StepContext, TrainHistory, fit
+from torchslim.train import LossFn, StepContext, StepHook, TrainHistory, fit
+from torchslim.train.config import TrainConfig
 
 
 def run_distillation(
     student: nn.Module,
     teacher: nn.Module | None,
     train_data: Dataset,
-    config: FinetuneConfig,
+    config: TrainConfig,
     *,
     val_data: Dataset | None = None,
     seed: int = 0,
     progress: bool = False,
+    after_step: Sequence[StepHook] = (),
+    extra_losses: Sequence[LossFn] = (),
 ) -> tuple[TrainHistory, dict[str, Any]]:
     """Train ``student`` in place per ``config``; returns the (final stage's) history and
-    JSON details for the step report."""
+    JSON details for the step report. ``after_step`` / ``extra_losses`` are the caller's
+    hooks (mask enforcement, regularisers), applied in every stage."""
     method = config.distill
     if method != "none" and teacher is None:
         raise UserError(f"distill={method} needs a teacher model (none given)")
-    common = dict(config.fit_kwargs(), seed=seed, progress=progress, val_data=val_data)
-    guard = [stop_if_diverged(method, config.effective_lr)]
+    common = dict(config.fit_kwargs(), seed=seed, progress=progress, val_data=val_data,
+                  extra_losses=list(extra_losses))
+    guard = [stop_if_diverged(method, config.effective_lr), *after_step]
     details: dict[str, Any] = {"distill": method, "epochs": config.epochs, "lr": config.effective_lr}
     if method == "none":
-        history = fit(student, train_data, epochs=config.epochs, after_step=guard, **common)
+        history = fit(student, train_data, after_step=guard, **common)
     elif method in ("kd", "l2", "fitnets"):
         assert teacher is not None
         with teacher_eval(teacher):
             if method == "fitnets":
                 hint, guided = default_layers(config.hint_layer, config.guided_layer)
                 hint_lr = config.hint_lr if config.hint_lr is not None else config.effective_lr
-                stage1 = dict(common, lr=hint_lr, val_data=None, after_step=[stop_if_diverged("fitnets", hint_lr)])
+                stage1 = dict(common, lr=hint_lr, val_data=None, epochs=config.hint_epochs,
+                              after_step=[stop_if_diverged("fitnets", hint_lr), *after_step])
                 _, hint_details = train_hints_(student, teacher, train_data, hint_layer=hint, guided_layer=guided,
-                                               epochs=config.hint_epochs, **stage1)
+                                               **stage1)
                 details.update(hint_layer=hint, guided_layer=guided, hint_epochs=config.hint_epochs, **hint_details)
 
             def loss(ctx: StepContext) -> Any:
@@ -62,7 +68,7 @@ def run_distillation(
                     return logit_l2_loss(ctx.outputs, z_t)
                 return kd_loss(ctx.outputs, z_t, ctx.targets, config.temperature, config.alpha)
 
-            history = fit(student, train_data, epochs=config.epochs, loss_fn=loss, after_step=guard, **common)
+            history = fit(student, train_data, loss_fn=loss, after_step=guard, **common)
         if method != "l2":
             details.update(temperature=config.temperature, alpha=config.alpha)
     else:  # adversarial
@@ -76,7 +82,7 @@ def run_distillation(
             )
             try:
                 model = WithHelpers(student, adv.helpers) if adv.helpers else student
-                history = fit(model, train_data, epochs=config.epochs, loss_fn=adv.loss,
+                history = fit(model, train_data, loss_fn=adv.loss,
                               after_step=[*guard, adv.step_discriminator], **common)
             finally:
                 adv.close()
@@ -102,12 +108,13 @@ def distill_(
 
     data: a ``DataSplits`` (trains on ``.train``, scores ``.val`` after each epoch) or a
     map-style Dataset of (input, label) pairs (labels unused by l2 and adversarial).
-    method: none | kd | l2 | fitnets | adversarial. ``fields``: any :class:`FinetuneConfig`
+    method: none | kd | l2 | fitnets | adversarial. ``fields``: any :class:`TrainConfig`
     field (epochs, lr, temperature, alpha, hint_layer, ...); a wrong name or value raises
     UserError naming the field.
     """
-    config = FinetuneConfig.from_dict({"distill": method, **fields}, where="distill_")
-    assert isinstance(config, FinetuneConfig)
+    from torchslim.core.config import from_mapping
+
+    config = from_mapping(TrainConfig, {"distill": method, **fields}, where="distill_")
     train_data = data.train if hasattr(data, "train") else data
     if val_data is None and hasattr(data, "val"):
         val_data = data.val

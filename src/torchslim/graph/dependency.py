@@ -233,12 +233,15 @@ class DependencyGraph:
         return total
 
 
-def build_dependency_graph(model: nn.Module, example_inputs: Sequence[Any]) -> DependencyGraph:
-    """Export ``model`` on ``example_inputs`` and build its channel-dependency groups."""
+def build_dependency_graph(model: nn.Module, example_inputs: Sequence[Any],
+                           exported: ExportedGraph | None = None) -> DependencyGraph:
+    """Build ``model``'s channel-dependency groups from its export on ``example_inputs``
+    (``exported``: a capture already made, e.g. ``ctx.exported(model)``)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    exported = capture_export(model, tuple(example_inputs))
+    if exported is None:
+        exported = capture_export(model, tuple(example_inputs))
     b = _Builder()
     nodes = list(exported.graph.nodes)
     for node in nodes:

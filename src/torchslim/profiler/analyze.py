@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from torchslim.core.context import as_input_tuple
+from torchslim.core.modules import evaluating
 from torchslim.errors import UserError
 from torchslim.profiler.counter import OpCounter
 from torchslim.profiler.memory import LiveRanges
@@ -33,16 +34,6 @@ from torchslim.profiler.weights import count_params, safetensors_size_bytes
 Inputs = torch.Tensor | Sequence[Any]
 
 
-def as_input_tuple(example_inputs: Inputs) -> tuple[Any, ...]:
-    """A tensor or a tuple/list of positional inputs (at least one tensor) as a tuple."""
-    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
-    if not isinstance(inputs, (tuple, list)) or not any(
-        isinstance(x, torch.Tensor) for x in inputs
-    ):
-        raise UserError(
-            f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}"
-        )
-    return tuple(inputs)
 
 
 def describe_shapes(inputs: tuple[Any, ...]) -> str:
@@ -75,16 +66,6 @@ def _run_counted(model: nn.Module, inputs: tuple[Any, ...], *, fake: bool) -> tu
         memory.close()
 
 
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode; every module's own training flag is restored on exit."""
-    training = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, mode in training.items():
-            module.training = mode
 
 
 def run_checked(model: nn.Module, inputs: tuple[Any, ...]) -> Any:

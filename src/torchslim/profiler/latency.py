@@ -25,7 +25,9 @@ import torch
 from torch import nn
 
 from torchslim.errors import UserError
-from torchslim.profiler.analyze import Inputs, as_input_tuple, evaluating, run_checked
+from torchslim.core.context import as_input_tuple
+from torchslim.core.modules import evaluating
+from torchslim.profiler.analyze import Inputs, run_checked
 from torchslim.profiler.onnx_export import export_onnx, onnx_session
 
 RUNTIMES = ("eager", "onnxruntime")

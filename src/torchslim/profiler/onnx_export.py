@@ -30,7 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchslim.profiler.analyze import Inputs, as_input_tuple, evaluating, run_checked
+from torchslim.core.context import as_input_tuple
+from torchslim.core.modules import evaluating
+from torchslim.profiler.analyze import Inputs, run_checked
 
 OPSET = 17
 

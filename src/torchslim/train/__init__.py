@@ -27,6 +27,7 @@ Example (a distillation term and pruning-mask enforcement)::
 Runs unchanged under ``torchrun --nproc_per_node=N`` (DistributedDataParallel, gloo).
 """
 
+from torchslim.train.config import TrainConfig
 from torchslim.train.context import LossFn, StepContext, StepHook, TrainHistory
 from torchslim.train.evaluate import evaluate
 from torchslim.train.loop import fit
@@ -36,6 +37,7 @@ __all__ = [
     "LossFn",
     "StepContext",
     "StepHook",
+    "TrainConfig",
     "TrainHistory",
     "cross_entropy",
     "evaluate",

@@ -29,7 +29,7 @@ import torch
 from torchslim.codec import decode_model
 from torchslim.pipeline import compress
 from torchslim.data import load_dataset
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 from torchslim.profiler import measure_latency
 from torchslim.train import evaluate, fit
 from torchslim.zoo import create_model

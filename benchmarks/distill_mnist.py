@@ -38,7 +38,7 @@ from torchslim.pipeline import compress, machine_info  # noqa: E402
 from torchslim.data import load_dataset  # noqa: E402
 from torchslim.distill import distill_  # noqa: E402
 from torchslim.errors import UserError  # noqa: E402
-from torchslim.measure import MeasureConfig  # noqa: E402
+from torchslim.profiler.snapshot import MeasureConfig  # noqa: E402
 from torchslim.profiler import profile_model  # noqa: E402
 from torchslim.train import evaluate, fit  # noqa: E402
 from torchslim.zoo import create_model  # noqa: E402

@@ -16,7 +16,7 @@ _API = {
     "measure_latency": ("torchslim.profiler", "measure_latency"),
     "compress": ("torchslim.pipeline", "compress"),
     "CompressResult": ("torchslim.pipeline", "CompressResult"),
-    "MeasureConfig": ("torchslim.measure", "MeasureConfig"),
+    "MeasureConfig": ("torchslim.profiler.snapshot", "MeasureConfig"),
     "save": ("torchslim.serialize", "save"),
     "load": ("torchslim.serialize", "load"),
     "create_model": ("torchslim.zoo", "create_model"),

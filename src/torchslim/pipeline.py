@@ -25,7 +25,7 @@ from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context, as_input_tuple
 from torchslim.core.registry import techniques
 from torchslim.errors import UserError
-from torchslim.measure import MeasureConfig, output_error, run_eval, snapshot
+from torchslim.profiler.snapshot import MeasureConfig, output_error, run_eval, snapshot
 from torchslim.report.schema import RunReport, StepReport
 
 StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str

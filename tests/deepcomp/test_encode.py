@@ -10,7 +10,7 @@ import torch
 from tests.conftest import small_model
 from torchslim.codec import decode_model
 from torchslim.pipeline import compress
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 
 NO_LATENCY = MeasureConfig(runtimes=())
 PIPELINE = [

@@ -9,7 +9,7 @@ from tests.conftest import small_model
 from torchslim.codec import decode_model, write_model
 from torchslim.pipeline import compress
 from torchslim.deepcomp.hashed import HashedConv2d, HashedLinear, fmix32, hash_index_sign
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 
 
 def test_fmix32_matches_murmur3_reference_values():

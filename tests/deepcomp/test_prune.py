@@ -12,7 +12,7 @@ from torchslim.pipeline import compress
 from torchslim.core import Context
 from torchslim.deepcomp.prune import PruneConfig, agp_fraction, global_counts, magnitude_mask, prune_
 from torchslim.errors import UserError
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 
 NO_LATENCY = MeasureConfig(runtimes=())
 

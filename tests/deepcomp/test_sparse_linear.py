@@ -8,7 +8,7 @@ from torch import nn
 from tests.conftest import small_model
 from torchslim.pipeline import compress
 from torchslim.deepcomp.sparse_linear import SparseLinear
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 
 
 def _sparse(layer: nn.Linear) -> SparseLinear:

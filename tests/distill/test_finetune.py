@@ -12,7 +12,7 @@ from torchslim.core import Context, techniques
 from torchslim.data import load_dataset
 from torchslim.distill import FinetuneConfig, finetune_
 from torchslim.errors import UserError
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 from torchslim.recipes.schema import parse_recipe
 from torchslim.train import evaluate, fit
 

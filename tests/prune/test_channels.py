@@ -150,7 +150,7 @@ def test_vit_head_pruning_updates_num_heads():
 
 def test_recipe_step_through_compress():
     from torchslim import compress
-    from torchslim.measure import MeasureConfig
+    from torchslim.profiler.snapshot import MeasureConfig
 
     result = compress(create_model("resnet20"), [("prune.channels", {"target_macs": 2.0, "round_to": 2})],
                       example_inputs=X32, measure=MeasureConfig(runtimes=()), progress=False)

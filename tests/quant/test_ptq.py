@@ -157,7 +157,7 @@ def test_dynamic_int8_linear_runs_on_integer_matmuls(name, tmp_path):
 def test_ptq_step_through_compress_reports_int8_size_and_ort_latency(tmp_path):
     from torchslim.pipeline import compress
     from torchslim.data import load_data
-    from torchslim.measure import MeasureConfig
+    from torchslim.profiler.snapshot import MeasureConfig
 
     data = load_data("mnist5k")
     model, _ = small_model("lenet5")

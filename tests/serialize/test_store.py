@@ -129,7 +129,7 @@ def test_technique_module_classes_load_in_a_fresh_process(tmp_path):
     import sys
 
     from torchslim.pipeline import compress
-    from torchslim.measure import MeasureConfig
+    from torchslim.profiler.snapshot import MeasureConfig
     from tests.conftest import small_model
 
     model, x = small_model("lenet5")

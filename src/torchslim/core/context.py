@@ -45,6 +45,8 @@ class Context:
     ``eval_fn``: model -> accuracy in [0, 1], or None.
     ``teacher``: the model before compression (for distillation), or None.
     ``out_dir``: the run's output directory (for artefacts such as compressed files), or None.
+    ``results``: the :class:`HandlerResult` of every technique applied through its public
+    function (``prune_channels_(model, config, ctx)``), in order.
     """
 
     example_inputs: tuple[torch.Tensor, ...]
@@ -55,6 +57,7 @@ class Context:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
     out_dir: Path | None = None
+    results: list[Any] = field(default_factory=list)
     _cache: dict[str, tuple[int, int, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -2,11 +2,24 @@
 
 Handlers mutate the model in place and return a :class:`HandlerResult` holding the model
 (possibly a new root object, e.g. after tracing) plus warnings and technique details.
+
+The one Python calling convention of every technique is what ``register_technique`` returns:
+
+>>> from torchslim.prune import prune_channels_, PruneChannelsConfig
+>>> model = prune_channels_(model, PruneChannelsConfig(target_macs=2.0), ctx)   # or a mapping
+>>> ctx.results[-1].details                                                     # what it did
+
+``technique_(model, config=None, ctx=None) -> model``: ``config`` is the technique's config
+(or a mapping of its fields, validated as a recipe step is; None: the defaults); ``ctx`` a
+:class:`torchslim.core.Context` (None: one built from the zoo model's example input). The
+model is changed in place and returned (use the return value: a few techniques return a new
+root). The step's :class:`HandlerResult` (warnings, details) is appended to ``ctx.results``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -65,14 +78,43 @@ class Registry(Generic[T]):
 TECHNIQUES: Registry[Technique] = Registry("technique")
 
 
-def register_technique(name: str, config_cls: type) -> Callable[[Callable[..., HandlerResult]], Callable[..., HandlerResult]]:
-    """Decorator: ``@register_technique("fold.bn", FoldBNConfig)`` on ``handler(model, config, ctx)``."""
+def config_for(name: str, fields: Any, where: str = "") -> Any:
+    """The validated config of technique ``name`` from a mapping of its fields (recipe step)."""
+    try:
+        technique = techniques().get(name)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}" if where else str(exc)) from None
+    return technique.config_cls.from_dict(fields, where=f"{where} ({name})" if where else name)
 
-    def wrap(handler: Callable[..., HandlerResult]) -> Callable[..., HandlerResult]:
+
+def register_technique(name: str, config_cls: type) -> Callable[[Callable[..., HandlerResult]], Callable[..., nn.Module]]:
+    """Decorator on ``handler(model, config, ctx) -> HandlerResult``: registers it under ``name``
+    and returns the public ``technique_(model, config=None, ctx=None) -> model`` (module docstring)."""
+
+    def wrap(handler: Callable[..., HandlerResult]) -> Callable[..., nn.Module]:
         doc = (handler.__doc__ or "").strip().splitlines()
         TECHNIQUES.add(name, Technique(name, config_cls, handler, doc[0] if doc else ""))
         config_cls.name = name
-        return handler
+
+        @functools.wraps(handler)
+        def apply_(model: nn.Module, config: Any = None, ctx: Any = None) -> nn.Module:
+            from torchslim.core.context import Context
+
+            if config is None or isinstance(config, Mapping):
+                config = config_cls.from_dict(dict(config or {}), where=name)
+            elif not isinstance(config, config_cls):
+                raise UserError(f"{name}: expected a {config_cls.__name__} or a mapping of its fields, "
+                                f"got {type(config).__name__}")
+            if ctx is None:
+                from torchslim.zoo import example_input
+
+                ctx = Context((example_input(model),))
+            result = handler(model, config, ctx)
+            ctx.results.append(result)
+            return result.model
+
+        apply_.handler = handler  # type: ignore[attr-defined]
+        return apply_
 
     return wrap
 

@@ -123,7 +123,7 @@ def _output_shape(model: nn.Module, inputs: tuple[Any, ...]) -> torch.Size:
     """Shape of the model's first output from a forward on fake tensors (no arithmetic)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from torchslim.measure import first_tensor
+    from torchslim.profiler.snapshot import first_tensor
 
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     fake = tuple(mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in inputs)

@@ -24,7 +24,7 @@ import yaml
 
 from torchslim.core.config import TechniqueConfig, from_mapping
 from torchslim.errors import UserError
-from torchslim.measure import MeasureConfig
+from torchslim.profiler.snapshot import MeasureConfig
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from torchslim.errors import UserError
-from torchslim.zoo._common import SMALL_IMAGE_MAX, check_image_size
+from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size
 from torchslim.zoo.registry import register_model
 
 # (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper.

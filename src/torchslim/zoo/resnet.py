@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchslim.zoo._common import check_image_size
+from torchslim.zoo.image_size import check_image_size
 from torchslim.zoo.registry import register_model
 
 

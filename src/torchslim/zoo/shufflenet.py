@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from torchslim.errors import UserError
-from torchslim.zoo._common import SMALL_IMAGE_MAX, check_image_size
+from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size
 from torchslim.zoo.registry import register_model
 
 # Output channels of stem, stage2-4 and conv5 per width multiplier (Table 5 of the paper).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchslim.zoo._common import SMALL_IMAGE_MAX, check_image_size
+from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size
 from torchslim.zoo.registry import register_model
 
 # Conv widths per configuration ("M" = 2x2 max-pool), Table 1 of the paper.

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchslim.errors import UserError
-from torchslim.zoo._common import check_image_size
+from torchslim.zoo.image_size import check_image_size
 from torchslim.zoo.registry import register_model
 
 

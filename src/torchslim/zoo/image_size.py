@@ -1,4 +1,4 @@
-"""Small helpers shared by the model files."""
+"""Image-size rules shared by the model files: the small-image switch and the size check."""
 
 from __future__ import annotations
 

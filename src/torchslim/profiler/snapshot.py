@@ -1,4 +1,5 @@
-"""Take a :class:`Snapshot` of a model state: profile, latency per runtime, accuracy."""
+"""Take a :class:`Snapshot` of a model state: profile, latency per runtime, accuracy (the
+before/after measurements of every step)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from torchslim.core.modules import evaluating
+from torchslim.core.numerics import output_error  # noqa: F401  (re-exported for callers)
 from torchslim.report.schema import LatencyPoint, Snapshot
 
 
@@ -74,25 +77,6 @@ def first_tensor(output: object) -> torch.Tensor:
 
 @torch.no_grad()
 def run_eval(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
+    """The first output tensor of ``model(*inputs)`` in eval mode (each module's flag restored)."""
+    with evaluating(model):
         return first_tensor(model(*inputs)).detach().clone()
-    finally:
-        model.train(was_training)
-
-
-def output_error(reference: torch.Tensor, output: torch.Tensor) -> tuple[float, float | None]:
-    """(max abs error, SQNR in dB); SQNR is None when the outputs are identical.
-
-    SQNR = 10 log10(sum(ref^2) / sum((ref - out)^2)).
-    """
-    if reference.shape != output.shape:
-        raise ValueError(f"output shape changed from {tuple(reference.shape)} to {tuple(output.shape)}")
-    ref, out = reference.double(), output.double()
-    noise = (ref - out).pow(2).sum().item()
-    max_abs = (ref - out).abs().max().item() if ref.numel() else 0.0
-    if noise == 0.0:
-        return max_abs, None
-    signal = ref.pow(2).sum().item()
-    return max_abs, 10.0 * torch.log10(torch.tensor(signal / noise)).item()

@@ -10,6 +10,7 @@ import difflib
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
@@ -65,3 +66,21 @@ def select_layers(
     check_patterns(model, exclude, "exclude")
     keep = LayerFilter(include, exclude)
     return [(n, m) for n, m in model.named_modules() if n and isinstance(m, types) and keep(n, m)]
+
+
+# Layer kinds a recipe can name in a technique's ``layer_types`` field.
+LAYER_KINDS: dict[str, tuple[type[nn.Module], ...]] = {
+    "linear": (nn.Linear,),
+    "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+}
+LayerKind = Literal["linear", "conv"]
+
+
+def layer_classes(kinds: Sequence[str]) -> tuple[type[nn.Module], ...]:
+    """Module classes of ``layer_types`` names (``"linear"``, ``"conv"``)."""
+    classes: tuple[type[nn.Module], ...] = ()
+    for kind in kinds:
+        if kind not in LAYER_KINDS:
+            raise UserError(f"field 'layer_types': unknown layer type '{kind}' (known: {', '.join(LAYER_KINDS)})")
+        classes += LAYER_KINDS[kind]
+    return classes

@@ -68,3 +68,46 @@ def test_public_api_names_stay_functions_after_submodule_imports():
     importlib.import_module("torchslim.profiler")
     importlib.import_module("torchslim.serialize")
     assert callable(torchslim.compress) and callable(torchslim.profile) and callable(torchslim.save)
+
+
+def _same_state(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_two_calls_sharing_a_checkpoint_dir_do_not_resume_each_others_steps(tmp_path):
+    """Keyed on run_key only (default ""), the second model used to get the first one's result."""
+    first, x = small_model("lenet5", seed=0)
+    second, _ = small_model("lenet5", seed=1)
+    none = MeasureConfig(runtimes=())
+    compress(first, ["fold.bn"], example_inputs=x[:1], measure=none, progress=False, checkpoint_dir=tmp_path)
+    shared = compress(second, ["fold.bn"], example_inputs=x[:1], measure=none, progress=False,
+                      checkpoint_dir=tmp_path)
+    alone = compress(second, ["fold.bn"], example_inputs=x[:1], measure=none, progress=False)
+    assert _same_state(shared.model, alone.model)
+    # the same model and steps again do resume: the saved step is reused, bit for bit
+    again = compress(second, ["fold.bn"], example_inputs=x[:1], measure=none, progress=False,
+                     checkpoint_dir=tmp_path)
+    assert _same_state(again.model, alone.model)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_resume_key_covers_weights_data_and_version(monkeypatch):
+    from torchslim import pipeline
+    from torchslim.core.digest import data_digest, model_digest
+    from torchslim.data import load_dataset
+
+    model, _ = small_model("lenet5")
+    base = pipeline._start_key(model, None, MeasureConfig(), 0, "")
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-6  # a retrained checkpoint at the same path
+    assert pipeline._start_key(model, None, MeasureConfig(), 0, "") != base
+    digits = load_dataset("digits")
+    assert data_digest(digits) == data_digest(load_dataset("digits"))
+    assert data_digest(digits) != data_digest(load_dataset("digits", seed=1))
+    current = pipeline._start_key(model, digits, MeasureConfig(), 0, "")
+    assert pipeline._start_key(model, digits, MeasureConfig(), 1, "") != current  # seed
+    assert pipeline._start_key(model, digits, MeasureConfig(batch_sizes=(2,)), 0, "") != current  # measurement
+    monkeypatch.setattr(pipeline, "_version", lambda: "0.0.0-other")
+    assert pipeline._start_key(model, digits, MeasureConfig(), 0, "") != current  # torchslim version
+    assert len(model_digest(model)) == 64

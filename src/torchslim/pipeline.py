@@ -23,9 +23,11 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context, as_input_tuple
-from torchslim.core.registry import techniques
+from torchslim.core.digest import data_digest, model_digest
+from torchslim.core.registry import config_for, techniques
 from torchslim.errors import UserError
-from torchslim.profiler.snapshot import MeasureConfig, output_error, run_eval, snapshot
+from torchslim.core.numerics import output_error
+from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
 from torchslim.report.schema import RunReport, StepReport
 
 StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str
@@ -50,21 +52,17 @@ def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
         name = fields.pop("technique")
     else:
         raise UserError(f"{where or 'step'}: expected a technique config, name, (name, fields) or mapping")
-    try:
-        technique = techniques().get(name)
-    except UserError as exc:
-        raise UserError(f"{where}: {exc}" if where else str(exc)) from None
-    return technique.config_cls.from_dict(fields, where=f"{where} ({name})" if where else name)
+    return config_for(name, fields, where)
 
 
 def machine_info(threads: int | None) -> dict[str, Any]:
     info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "threads": threads or torch.get_num_threads()}
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         info["onnxruntime"] = version("onnxruntime")
-    except Exception:
+    except PackageNotFoundError:
         info["onnxruntime"] = None
     return info
 
@@ -90,8 +88,10 @@ def compress(
     when ``eval_fn`` is None, for top-1 accuracy on ``data.test``.
 
     ``checkpoint_dir``: after each step the model and its step report are saved there, keyed by
-    ``run_key`` (which must identify the starting model and data) and the configs so far; a
-    later call with the same key resumes after the last saved step instead of redoing it.
+    a digest of the starting model (architecture and weights), the data, the measurement
+    settings, the seed, the torchslim version, ``run_key`` (anything else that changes the
+    result, e.g. how accuracy is evaluated) and the configs so far; a later call with the same
+    key resumes after the last saved step instead of redoing it.
     """
     from tqdm.auto import tqdm
 
@@ -128,8 +128,9 @@ def compress(
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     before = initial
+    start_key = None if checkpoint_dir is None else _start_key(model, data, measure, seed, run_key)
     for index, config in enumerate(tqdm(configs, desc="compress", disable=not progress or not configs)):
-        saved = None if checkpoint_dir is None else _step_dir(Path(checkpoint_dir), run_key, configs, index, seed)
+        saved = None if start_key is None else _step_dir(Path(checkpoint_dir), start_key, configs, index)
         resumed = _load_step(saved) if saved is not None else None
         if resumed is not None:
             work, step = resumed
@@ -145,6 +146,7 @@ def compress(
         except UserError as exc:
             raise UserError(f"step {index + 1} ({config.name}): {exc}") from None
         seconds = time.perf_counter() - start
+        ctx.invalidate()  # the step may have rewritten the model: no handler relies on a stale capture
         work = result.model.eval()
         max_abs, sqnr = output_error(reference, run_eval(work, numerics_batch))
         after = snapshot(work, inputs, f"after {config.name}", measure, eval_fn)
@@ -158,9 +160,14 @@ def compress(
     return CompressResult(work, report)
 
 
-def _step_dir(root: Path, run_key: str, configs: list[TechniqueConfig], index: int, seed: int) -> Path:
+def _start_key(model: nn.Module, data: Any, measure: MeasureConfig, seed: int, run_key: str) -> str:
+    parts = [model_digest(model), data_digest(data), asdict(measure), seed, run_key, _version()]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _step_dir(root: Path, start_key: str, configs: list[TechniqueConfig], index: int) -> Path:
     so_far = [(c.name, c.to_dict()) for c in configs[: index + 1]]
-    key = hashlib.sha256(json.dumps([run_key, seed, so_far], sort_keys=True, default=str).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([start_key, so_far], sort_keys=True, default=str).encode()).hexdigest()
     return root / f"{index + 1:02d}-{configs[index].name}-{key[:12]}"
 
 

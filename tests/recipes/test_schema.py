@@ -118,3 +118,52 @@ def test_exponent_floats_and_non_utf8_files(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(UserError, match="not a text file"):
         load_recipe(binary)
+
+
+NESTED = {"model": "zoo:lenet5", "data": "digits",
+          "steps": [{"finetune": {"epochs": 1}}, {"prune.channels": {"ratio": 0.25, "finetune": {"epochs": 1}}}]}
+
+
+def test_nested_finetune_sections_merge_over_the_step_defaults():
+    from torchslim.train import TrainConfig
+
+    recipe = parse_recipe({**NESTED, "steps": [{"prune.channels": {"finetune": {"epochs": 1, "distill": "kd"}}}]})
+    (step,) = recipe.steps
+    assert step.finetune == TrainConfig(epochs=1, distill="kd")
+    assert step.to_dict()["finetune"]["distill"] == "kd"
+    train = parse_recipe({**NESTED, "train": {"epochs": 2}}).train
+    assert (train.epochs, train.lr) == (2, 0.05)  # the train section keeps its from-scratch defaults
+
+
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        ([{"prune.channels": {"finetune": {"lrr": 0.1}}}],
+         r"r.yaml: steps\[1\] \(prune.channels\): finetune: unknown field 'lrr' \(known fields: .*lr,"),
+        ([{"prune.channels": {"finetune": {"epochs": -1}}}],
+         r"r.yaml: steps\[1\] \(prune.channels\): finetune: field 'epochs' must be >= 0, got -1"),
+        ([{"prune.channels": {"finetune": {"distill": "kdd"}}}],
+         r"steps\[1\] \(prune.channels\): finetune: field 'distill' must be one of 'none', 'kd'"),
+        ([{"prune.channels": {"finetune": 3}}],
+         r"steps\[1\] \(prune.channels\): field 'finetune' must be a mapping of fields or null, got 3"),
+        ([{"finetune": {"epochs": 1, "momentum": 1.5}}],
+         r"steps\[1\] \(finetune\): field 'momentum' must be in \[0, 1\), got 1.5"),
+    ],
+)
+def test_misspelt_nested_fields_are_one_line_errors(steps, message):
+    with pytest.raises(UserError, match=message):
+        parse_recipe({**NESTED, "steps": steps}, "r.yaml")
+
+
+def test_a_step_that_trains_needs_data_and_says_which_field():
+    no_data = {k: v for k, v in NESTED.items() if k != "data"}
+    with pytest.raises(UserError, match=r"r.yaml: steps\[1\] \(finetune\): training needs a 'data' section"):
+        parse_recipe(no_data, "r.yaml")
+    with pytest.raises(UserError, match=r"steps\[1\] \(prune.channels\): finetune: training needs a 'data' section"):
+        parse_recipe({**no_data, "steps": [NESTED["steps"][1]]}, "r.yaml")
+    parse_recipe({**no_data, "steps": [{"prune.channels": {"finetune": {"epochs": 0}}}]}, "r.yaml")  # no training
+
+
+def test_train_section_rejects_distillation():
+    with pytest.raises(UserError, match="r.yaml: train: field 'distill'"):
+        parse_recipe({**NESTED, "train": {"distill": "kd"}}, "r.yaml")

@@ -37,17 +37,19 @@ class TechniqueConfig:
         return _plain(self)
 
 
-def from_mapping(cls: type[T], values: Any, where: str = "") -> T:
+def from_mapping(cls: type[T], values: Any, where: str = "", base: T | None = None) -> T:
     """Build dataclass ``cls`` from a mapping, checking names and types of every field.
 
-    Errors are one line: ``"<where>: unknown field 'x' (known fields: ...)"``.
+    ``base``: an instance whose values stand in for the fields the mapping does not give
+    (default: the class defaults). Errors are one line:
+    ``"<where>: unknown field 'x' (known fields: ...)"``.
     """
     prefix = f"{where}: " if where else ""
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise UserError(f"{prefix}expected a mapping of fields, got {values!r}")
-    return _build(cls, values, prefix, None)
+    return _build(cls, values, prefix, base)
 
 
 def _build(cls: type[T], values: dict[str, Any], prefix: str, base: T | None) -> T:
@@ -163,3 +165,15 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
             raise UserError(f"{what} must be a string, got {value!r}")
         return value
     return value
+
+
+def nested_sections(config: Any, cls: type, path: str = "") -> list[tuple[str, Any]]:
+    """``(dotted field path, value)`` of every ``cls`` instance inside ``config``, itself
+    included (path ""), e.g. every TrainConfig a step will train with."""
+    found = [(path, config)] if isinstance(config, cls) else []
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if dataclasses.is_dataclass(value):
+                found += nested_sections(value, cls, f"{path}.{f.name}" if path else f.name)
+    return found

@@ -80,7 +80,7 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
     partial = cache.with_name(cache.name + ".partial.pt")
     partial.parent.mkdir(parents=True, exist_ok=True)
     fit(model, data.train, val_data=data.val, seed=recipe.seed, progress=progress, checkpoint_path=partial,
-        **asdict(recipe.train))
+        **recipe.train.fit_kwargs())
     save(model, cache)
     partial.unlink(missing_ok=True)
     return model.eval()
@@ -112,7 +112,7 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
     result = compress(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
                       measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
                       checkpoint_dir=out / "checkpoints" / "steps",
-                      run_key=json.dumps([_cache_key(recipe), asdict(recipe.measure), asdict(recipe.eval)]))
+                      run_key=json.dumps(asdict(recipe.eval)))
     result.report.model["recipe"] = recipe.source
     write_report(result.report, out)
     save(result.model, out / "model")

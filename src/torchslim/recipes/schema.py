@@ -3,7 +3,7 @@
 ```yaml
 model: zoo:lenet5              # or {name: zoo:lenet5, kwargs: {...}, checkpoint: DIR}
 data: mnist5k                  # or {name: mnist5k, image_size: 32, channels: 3}
-train: {epochs: 3, lr: 0.05}   # optional: train first (cached under OUT/checkpoints)
+train: {epochs: 3, lr: 0.05}   # optional: train first (a TrainConfig; cached under OUT/checkpoints)
 steps:
   - fold.bn: {}                # one technique per item: {name: {fields}}
 eval: {split: test}            # accuracy before/after every step (needs data)
@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import yaml
 
-from torchslim.core.config import TechniqueConfig, from_mapping
+from torchslim.core.config import TechniqueConfig, from_mapping, nested_sections
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig
+from torchslim.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -47,21 +48,9 @@ class DataSection:
                 raise ValueError(f"field '{key}' must be >= 1, got {value}")
 
 
-@dataclass(frozen=True)
-class TrainSection:
-    """Arguments of :func:`torchslim.train.fit`."""
-
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 0.05
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Literal["cosine", "constant"] = "cosine"
-    label_smoothing: float = 0.0
-
-    def __post_init__(self) -> None:
-        _positive(self, "epochs", "batch_size")
+# The recipe's ``train:`` section trains the starting model from scratch: higher lr, more epochs
+# than a recovery fine-tune (TrainConfig's own defaults).
+TRAIN_DEFAULTS = TrainConfig(epochs=3, lr=0.05)
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,7 @@ class Recipe:
     model: ModelSection
     steps: tuple[TechniqueConfig, ...]
     data: DataSection | None = None
-    train: TrainSection | None = None
+    train: TrainConfig | None = None
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     eval: EvalSection = field(default_factory=EvalSection)
     seed: int = 0
@@ -101,7 +90,7 @@ def _shorthand(value: Any) -> Any:
 
 
 def _step(item: Any, where: str) -> TechniqueConfig:
-    from torchslim.core.registry import techniques
+    from torchslim.core.registry import config_for
 
     if isinstance(item, str):
         name, fields = item, {}
@@ -109,11 +98,19 @@ def _step(item: Any, where: str) -> TechniqueConfig:
         ((name, fields),) = item.items()
     else:
         raise UserError(f"{where}: a step is a technique name or a one-key mapping {{technique: {{fields}}}}")
-    try:
-        technique = techniques().get(name)
-    except UserError as exc:
-        raise UserError(f"{where}: {exc}") from None
-    return technique.config_cls.from_dict(fields, where=f"{where} ({name})")
+    return config_for(name, fields, where)
+
+
+def _check_training(steps: tuple[TechniqueConfig, ...], has_data: bool, source: str) -> None:
+    """Every step that trains (a nested ``finetune:`` with epochs > 0) needs a data section."""
+    if has_data:
+        return
+    for i, step in enumerate(steps):
+        for path, train in nested_sections(step, TrainConfig):
+            if train.epochs > 0:
+                what = f"{path}: " if path else ""
+                raise UserError(f"{source}: steps[{i + 1}] ({step.name}): {what}training needs a 'data' section "
+                                f"(or set {path + '.' if path else ''}epochs: 0)")
 
 
 def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
@@ -132,7 +129,13 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     data = None if raw.get("data") is None else from_mapping(DataSection, _shorthand(raw["data"]), f"{source}: data")
     if data is not None:
         _check_data(data, source)
-    train = None if raw.get("train") is None else from_mapping(TrainSection, raw["train"], f"{source}: train")
+    train = None if raw.get("train") is None else from_mapping(TrainConfig, raw["train"], f"{source}: train",
+                                                               base=TRAIN_DEFAULTS)
+    if train is not None and train.epochs < 1:
+        raise UserError(f"{source}: train: field 'epochs' must be >= 1, got {train.epochs}")
+    if train is not None and train.distill != "none":
+        raise UserError(f"{source}: train: field 'distill': the train section trains the starting model from "
+                        "scratch, with no teacher (distil in a step's finetune: section instead)")
     if train is not None and data is None:
         raise UserError(f"{source}: train: needs a 'data' section")
     if train is not None and model.checkpoint:
@@ -141,6 +144,7 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(steps_raw, list):
         raise UserError(f"{source}: steps: expected a list of steps")
     steps = tuple(_step(item, f"{source}: steps[{i + 1}]") for i, item in enumerate(steps_raw))
+    _check_training(steps, data is not None, source)
     measure = from_mapping(MeasureConfig, raw.get("measure"), f"{source}: measure")
     bad = [r for r in measure.runtimes if r not in ("eager", "onnxruntime")]
     if bad:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchslim.core.modules import set_submodule
 from torchslim.errors import UserError
 
 _SIMPLE = (int, float, bool, str, type(None))
@@ -98,11 +99,6 @@ def _build(entry: dict[str, Any], param_names: set[str]) -> nn.Module:
     return cls(**kwargs)
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    model.get_submodule(parent).add_module(child, module)
-
-
 def apply_tree(
     model: nn.Module, entries: list[dict[str, Any]], tensors: dict[str, tuple[list[int], torch.dtype]]
 ) -> nn.Module:
@@ -126,7 +122,7 @@ def apply_tree(
             if not name:
                 raise UserError(f"root module class {entry['class']} does not match the model's origin")
             current = _build(entry, by_module.get(name, set()))
-            _set(model, name, current)
+            set_submodule(model, name, current)
         for key, value in entry["attrs"].items():
             if getattr(current, key, None) != _restore(value, getattr(current, key, None)):
                 setattr(current, key, _restore(value, getattr(current, key, None)))

@@ -119,6 +119,7 @@ def read_spec(path: str | os.PathLike) -> dict[str, Any]:
 
 def load(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model saved by :func:`save`; returns it in eval mode."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     from torchslim.core.registry import techniques
@@ -138,6 +139,6 @@ def load(path: str | os.PathLike) -> nn.Module:
         raise UserError(f"{path}: missing {WEIGHTS_FILE}")
     try:
         load_model(model, str(weights), strict=True)
-    except Exception as exc:  # safetensors raises several types on a bad or mismatched file
-        raise UserError(f"{weights}: weights do not match {SPEC_FILE} ({str(exc).splitlines()[0]})") from None
+    except (SafetensorError, RuntimeError, KeyError, ValueError, OSError) as exc:  # a bad or mismatched file
+        raise UserError(f"{weights}: weights do not match {SPEC_FILE} ({str(exc).splitlines()[0]})") from exc
     return model.eval()

@@ -57,3 +57,24 @@ def test_finetune_errors_without_data_or_teacher():
     ctx.data = load_dataset("digits")
     with pytest.raises(UserError, match="needs the original model as teacher"):
         finetune_(model, FinetuneConfig(distill="kd"), ctx)
+
+
+def test_the_one_helper_runs_the_callers_hooks_in_every_stage():
+    from torchslim.train import TrainConfig
+
+    model = _model()
+    ctx = Context((torch.zeros(1, 1, 8, 8),))
+    assert finetune_(model, None, ctx) == {} and finetune_(model, TrainConfig(epochs=0), ctx) == {}  # no data needed
+    ctx.data, ctx.teacher, ctx.progress = load_dataset("digits"), _model(), False
+    steps, extra = [], []
+
+    def count_loss(step):
+        extra.append(step.step)
+        return step.outputs.sum() * 0.0
+
+    details = finetune_(model, TrainConfig(epochs=1, batch_size=256, distill="fitnets", hint_layer="1"), ctx,
+                        after_step=[lambda step: steps.append(step.step)], extra_losses=[count_loss])
+    batches = -(-len(ctx.data.train) // 256)
+    # fitnets: stage 1 (hints, 1 epoch) and stage 2 (kd, 1 epoch) both see the hooks
+    assert len(steps) == len(extra) == 2 * batches
+    assert details["distill"] == "fitnets" and details["hint_layer"] == "1"

@@ -32,7 +32,7 @@ def test_fold_step_report_has_exact_before_after_counts():
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in result.model.modules())
     summary = result.report.to_dict()["summary"]
-    assert summary["macs_ratio"] == 1.0 and summary["params_ratio"] > 1.0
+    assert summary["macs_reduction"] == 1.0 and summary["params_reduction"] > 1.0
 
 
 def test_steps_accept_names_tuples_and_mappings():

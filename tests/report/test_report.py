@@ -14,9 +14,9 @@ def _report():
     return RunReport({"origin": {"name": "lenet5"}}, {"cpu_count": 2}, first, [step], {"name": "mnist5k"})
 
 
-def test_summary_ratios_are_original_over_final():
+def test_summary_reductions_are_original_over_final():
     summary = _report().summary()
-    assert summary == {"params_ratio": 1.25, "macs_ratio": 1.0, "size_ratio": 1.3333,
+    assert summary == {"params_reduction": 1.25, "macs_reduction": 1.0, "size_reduction": 1.3333,
                        "speedup_eager_bs1": 2.0, "accuracy_change_points": -0.5}
 
 
@@ -26,7 +26,7 @@ def test_written_outputs(tmp_path):
     assert names == ["accuracy_vs_latency.png", "accuracy_vs_macs.png", "accuracy_vs_size.png",
                      "report.json", "report.md"]
     data = json.loads((tmp_path / "report.json").read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["steps"][0]["sqnr_db"] is None  # inf is not JSON; written as null
     assert data["final"]["params"] == 800
     for png in tmp_path.glob("*.png"):
@@ -48,4 +48,4 @@ def test_step_markdown_details_and_compressed_file_size_are_rendered():
     md = render_markdown(report)
     assert "### Step 1: `fold.bn`" in md and "| fc | 40x |" in md
     assert "| after fold.bn | 800 | 2 k | 3 KiB | 512 B | 1.000 | 89.50% |" in md
-    assert report.summary()["file_size_ratio"] == 8.0  # 4096 dense bytes / 512 file bytes
+    assert report.summary()["file_size_reduction"] == 8.0  # 4096 dense bytes / 512 file bytes

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: summary *_ratio keys renamed *_reduction (factors > 1, as targets are)
 
 
 @dataclass
@@ -91,16 +91,16 @@ class RunReport:
         return self.steps[-1].after if self.steps else self.initial
 
     def summary(self) -> dict[str, Any]:
-        """Ratios original / final (> 1 means smaller or faster), and the accuracy change."""
+        """Reductions original / final (factors > 1 mean smaller or faster, as targets are), speedups, and the accuracy change in points."""
         first, last = self.initial, self.final
         out: dict[str, Any] = {
-            "params_ratio": _ratio(first.params, last.params),
-            "macs_ratio": _ratio(first.macs, last.macs),
-            "size_ratio": _ratio(first.size_bytes, last.size_bytes),
+            "params_reduction": _ratio(first.params, last.params),
+            "macs_reduction": _ratio(first.macs, last.macs),
+            "size_reduction": _ratio(first.size_bytes, last.size_bytes),
         }
         files = [s.file_bytes for s in [first, *(step.after for step in self.steps)] if s.file_bytes]
         if files:
-            out["file_size_ratio"] = _ratio(first.size_bytes, files[-1])
+            out["file_size_reduction"] = _ratio(first.size_bytes, files[-1])
         for point in first.latency:
             after = last.latency_ms_p50(point.runtime, point.batch_size)
             out[f"speedup_{point.runtime}_bs{point.batch_size}"] = _ratio(point.latency_ms_p50, after)

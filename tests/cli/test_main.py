@@ -81,3 +81,58 @@ def test_debug_flag_after_the_subcommand(tmp_path):
 
     with pytest.raises(UserError):
         main(["validate", str(tmp_path / "missing.yaml"), "--debug"])
+
+
+def _training_techniques():
+    """Every registered technique whose config trains: a nested TrainConfig field (or is one)."""
+    import dataclasses
+
+    from torchslim.core.registry import techniques
+    from torchslim.train import TrainConfig
+
+    out = []
+    for name in techniques().names():
+        cls = techniques().get(name).config_cls
+        hints = __import__("typing").get_type_hints(cls)
+        fields = [f.name for f in dataclasses.fields(cls)
+                  if TrainConfig in (hints[f.name], *getattr(hints[f.name], "__args__", ()))]
+        if issubclass(cls, TrainConfig):
+            out.append((name, None))
+        out += [(name, f) for f in fields]
+    return out
+
+
+@pytest.mark.parametrize("technique, field", _training_techniques())
+def test_validate_accepts_nested_finetune_in_every_step_that_trains(tmp_path, capsys, technique, field):
+    import yaml
+
+    section = {"epochs": 1, "lr": 0.01, "distill": "kd"}
+    fields = section if field is None else {field: section}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"model": "zoo:lenet5", "data": "digits", "steps": [{technique: fields}]}))
+    code, out, err = _run(capsys, "validate", str(recipe))
+    assert code == 0, err
+    bad = {"epochs": 1, "lrr": 0.01}
+    recipe.write_text(yaml.safe_dump({"model": "zoo:lenet5", "data": "digits",
+                                      "steps": [{technique: bad if field is None else {field: bad}}]}))
+    code, out, err = _run(capsys, "validate", str(recipe))
+    where = f"steps[1] ({technique}): " + ("" if field is None else f"{field}: ")
+    assert code == 2 and err.count("\n") == 1 and f"{where}unknown field 'lrr'" in err
+
+
+def test_the_training_techniques_are_the_ones_that_train():
+    """No config may carry its own training fields beside the nested TrainConfig."""
+    import dataclasses
+
+    from torchslim.core.registry import techniques
+    from torchslim.train import TrainConfig
+
+    training = {"epochs", "lr", "optimizer", "momentum", "weight_decay", "finetune_epochs",
+                "finetune_lr", "epochs_per_step", "epochs_per_stage", "finetune_batch_size"}
+    for name in techniques().names():
+        cls = techniques().get(name).config_cls
+        if issubclass(cls, TrainConfig):
+            continue
+        own = training & {f.name for f in dataclasses.fields(cls)}
+        assert not own, f"{name} declares training fields {sorted(own)}: nest a TrainConfig as 'finetune'"
+    assert {n for n, _ in _training_techniques()} >= {"finetune", "prune.channels", "quant.qat"}

@@ -7,11 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchslim.lowrank._common import Layer
 from torchslim.lowrank.cp import cp_conv, cp_macs, cp_reconstruct
+from torchslim.lowrank.layers import Layer
 from torchslim.lowrank.spatial import spatial_conv, spatial_macs, spatial_matrix
-from torchslim.lowrank.svd import _macs as svd_macs
-from torchslim.lowrank.svd import svd_conv, svd_linear
+from torchslim.lowrank.svd import svd_conv, svd_linear, svd_macs
 from torchslim.lowrank.tucker import tucker2_conv, tucker2_factors, tucker_macs
 
 CONVS = {  # (in, out, kernel, stride, padding, dilation, bias)
@@ -49,6 +48,22 @@ def test_svd_conv_full_rank_reconstructs(key):
     x = x_for(conv)
     full = min(conv.out_channels, conv.weight[0].numel())
     assert torch.allclose(svd_conv(conv, full)(x), conv(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("conv_cls, size", [(nn.Conv1d, (13,)), (nn.Conv3d, (5, 6, 7))])
+def test_svd_of_1d_and_3d_convs_reconstructs_at_full_rank_and_counts_macs(conv_cls, size):
+    """The (O, I*prod(k)) unfolding is the same for every conv dimension; MACs as the profiler counts."""
+    from torchslim.profiler import profile_model
+
+    torch.manual_seed(0)
+    conv = conv_cls(4, 6, 3, stride=2, padding=1, dilation=1).double()
+    x = torch.randn(2, 4, *size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    full = min(conv.out_channels, conv.weight[0].numel())
+    module = svd_conv(conv, full)
+    assert [type(m) for m in module] == [conv_cls, conv_cls]
+    assert torch.allclose(module(x), conv(x), atol=1e-10)
+    layer = Layer("c", conv, tuple(x[:1].shape), tuple(conv(x[:1]).shape))
+    assert profile_model(svd_conv(conv, 2).float(), (x[:1].float(),)).macs == svd_macs(layer, 2)
 
 
 @pytest.mark.parametrize("shape, rank", [((30, 20), 1), ((30, 20), 7), ((16, 40), 15)])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torchslim.lowrank._common import spectrum_energy_rank
-from torchslim.lowrank.ranks import evbmf_rank, greedy_allocation
+from torchslim.lowrank.ranks import evbmf_rank, greedy_allocation, spectrum_energy_rank
 
 
 def test_energy_rank_by_hand():
@@ -59,3 +58,14 @@ def test_proximal_step_soft_thresholds_the_singular_values():
     assert torch.allclose(torch.linalg.svdvals(shrunk.reshape(6, -1)), expected, atol=1e-10)
     assert torch.linalg.matrix_rank(shrunk.reshape(6, -1)) == 3
     assert float(nuclear_norm([weight])) == pytest.approx(float(s.sum()))
+
+
+def test_proximal_threshold_follows_the_finetune_schedule():
+    """eta_t of step t: lr * (1 + cos(pi t / T)) / 2 for cosine (Loshchilov & Hutter), lr for constant."""
+    from torchslim.lowrank.regularize import step_lr
+    from torchslim.train.config import TrainConfig
+
+    assert step_lr(TrainConfig(lr=0.1), 0, 10) == pytest.approx(0.1)
+    assert step_lr(TrainConfig(lr=0.1), 5, 10) == pytest.approx(0.05)
+    assert step_lr(TrainConfig(lr=0.1, schedule="constant"), 5, 10) == pytest.approx(0.1)
+    assert step_lr(TrainConfig(distill="l2"), 0, 10) == pytest.approx(0.001)  # the method's default lr

@@ -27,16 +27,9 @@ from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.lowrank._common import (
-    factory_kwargs,
-    FactorizeConfig,
-    Layer,
-    Method,
-    conv_padding,
-    conv_skip,
-    factorize_model_,
-    single_thread,
-)
+from torchslim.lowrank.config import FactorizeConfig
+from torchslim.lowrank.factorize import factorize_model_
+from torchslim.lowrank.layers import Layer, Method, conv_padding, conv_skip, factory_kwargs, single_thread
 from torchslim.lowrank.tucker import channel_unfoldings
 
 

@@ -1,4 +1,4 @@
-"""Rank selection: energy threshold, ratio, fixed rank, VBMF estimate, MACs target.
+"""Rank selection: energy threshold, fraction of full rank, fixed rank, VBMF estimate, MACs target.
 
 All methods look at the singular values of each layer's unfolding(s) (one matrix for SVD and
 spatial, two for Tucker-2 / CP), computed once per layer with ``torch.linalg.svdvals``.
@@ -10,11 +10,11 @@ spatial, two for Tucker-2 / CP), computed once per layer with ``torch.linalg.svd
   sigma^2 found by minimising the free energy (their Eq. (40)-(42)); as used for Tucker ranks
   by Kim et al. (ICLR 2016). Hand-written (no maintained package does it); the free-energy
   minimisation uses ``scipy.optimize.minimize_scalar``.
-- macs: each layer's largest rank under ``macs_ratio`` of its MACs (scope "layer"), or a
-  greedy allocation across layers (scope "model"): starting from the unfactorized model,
-  repeatedly take the move (one layer to a lower candidate rank) with the smallest increase
-  in relative squared weight error per MAC saved, until the selected layers' MACs are at most
-  ``macs_ratio`` of the original. The error of a candidate is exact for SVD and spatial
+- macs: each layer's largest rank with at most 1 / ``target_macs`` of its MACs (scope
+  "layer"), or a greedy allocation across layers (scope "model"): starting from the
+  unfactorized model, repeatedly take the move (one layer to a lower candidate rank) with the
+  smallest increase in relative squared weight error per MAC saved, until the selected
+  layers' MACs are at most 1 / ``target_macs`` of the original. The error of a candidate is exact for SVD and spatial
   (Eckart-Young) and the HOSVD bound for Tucker-2; CP has no cheap error, so CP falls back to
   the per-layer allocation, where its rank (MACs linear in R, R not capped by the channel
   counts) is solved for directly.
@@ -23,21 +23,29 @@ spatial, two for Tucker-2 / CP), computed once per layer with ``torch.linalg.svd
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 import torch
 
-from torchslim.lowrank._common import (
-    Layer,
-    Method,
-    Rank,
-    original_macs,
-    spectrum_energy_rank,
-)
+from torchslim.lowrank.config import FactorizeConfig
+from torchslim.lowrank.layers import Layer, Method, Rank, original_macs
 
-if TYPE_CHECKING:
-    from torchslim.lowrank._common import FactorizeConfig
+
+def spectrum_energy_rank(s: torch.Tensor, energy: float) -> int:
+    """Smallest r with sum(s[:r]^2) >= energy * sum(s^2) (s sorted descending)."""
+    e = (s.double() ** 2).cumsum(0)
+    if e[-1] <= 0:
+        return 1
+    return int(torch.searchsorted(e / e[-1], torch.tensor(energy, dtype=e.dtype) - 1e-12).item()) + 1
+
+
+def discarded_fraction(s: torch.Tensor, r: int) -> float:
+    """sum(s[r:]^2) / sum(s^2): relative squared error of the best rank-r approximation."""
+    e = s.double() ** 2
+    total = float(e.sum())
+    return float(e[r:].sum()) / total if total > 0 else 0.0
 
 
 def evbmf_rank(s: torch.Tensor | np.ndarray, other_dim: int) -> int:
@@ -84,8 +92,8 @@ def _spectra(layer: Layer, method: Method) -> list[tuple[torch.Tensor, int]]:
 def _per_spectrum(spectra: list[tuple[torch.Tensor, int]], config: FactorizeConfig) -> list[int]:
     if config.rank_method == "energy":
         return [spectrum_energy_rank(s, config.energy) for s, _ in spectra]
-    if config.rank_method == "ratio":
-        return [max(1, math.ceil(config.rank_ratio * len(s))) for s, _ in spectra]
+    if config.rank_method == "fraction":
+        return [max(1, math.ceil(config.rank_fraction * len(s))) for s, _ in spectra]
     if config.rank_method == "rank":
         return [min(config.rank, len(s)) for s, _ in spectra]
     if config.rank_method == "vbmf":
@@ -138,7 +146,7 @@ def greedy_allocation(options: dict[str, list[tuple[Rank, int, float]]], origina
     return {name: (options[name][i][0] if i >= 0 else None) for name, (i, _, _) in state.items()}
 
 
-def choose_ranks(layers: list[Layer], method: Method, config: FactorizeConfig, excluded: set[str] = frozenset()
+def choose_ranks(layers: list[Layer], method: Method, config: FactorizeConfig, excluded: Collection[str] = ()
                  ) -> tuple[dict[str, Rank | None], dict[str, float | None], list[str]]:
     """Rank per layer (None: leave alone), the weight error of that rank, and notes.
 
@@ -155,22 +163,22 @@ def choose_ranks(layers: list[Layer], method: Method, config: FactorizeConfig, e
         options = {layer.name: _candidates(layer, method, spectra[layer.name], 32) for layer in active}
         original = {layer.name: original_macs(layer) for layer in layers}
         fixed = {n: m for n, m in original.items() if n in excluded}
-        target = config.macs_ratio * sum(original.values()) - sum(fixed.values())
+        target = sum(original.values()) / config.target_macs - sum(fixed.values())
         ranks = greedy_allocation(options, {n: m for n, m in original.items() if n not in excluded}, target)
     elif method.name == "cp":
         # CP MACs are R times a per-rank cost and R may exceed both channel counts: solve directly.
         for layer in active:
-            rank = int(config.macs_ratio * original_macs(layer) // method.macs(layer, 1))
+            rank = int(original_macs(layer) / config.target_macs // method.macs(layer, 1))
             ranks[layer.name] = rank if rank >= 1 else None
             if rank < 1:
-                notes.append(f"{layer.name}: no rank reaches macs_ratio {config.macs_ratio}, left alone")
+                notes.append(f"{layer.name}: no rank reaches target_macs {config.target_macs}, left alone")
     else:
         for layer in active:
             levels = max(len(s) for s, _ in spectra[layer.name])
             fits = [c for c in _candidates(layer, method, spectra[layer.name], levels)
-                    if c[1] <= config.macs_ratio * original_macs(layer)]
+                    if c[1] * config.target_macs <= original_macs(layer)]
             ranks[layer.name] = fits[0][0] if fits else None
             if not fits:
-                notes.append(f"{layer.name}: no rank reaches macs_ratio {config.macs_ratio}, left alone")
+                notes.append(f"{layer.name}: no rank reaches target_macs {config.target_macs}, left alone")
     errors = {name: (None if r is None else method.error([s for s, _ in spectra[name]], r)) for name, r in ranks.items()}
     return ranks, errors, notes

@@ -1,16 +1,17 @@
-"""Truncated SVD of Linear layers (two Linears) and of Conv2d's (O, I*kh*kw) unfolding.
+"""Truncated SVD of Linear layers (two Linears) and of a conv's (O, I*prod(k)) unfolding.
 
 Linear, W (out, in) = U S V^T (``torch.linalg.svd``), rank r (Denton et al. 2014; Xue et al.
 2013):  Linear(in, r, no bias) with weight S_r^1/2 V_r^T, then Linear(r, out, bias) with
 weight U_r S_r^1/2. By Eckart-Young the weight error is ||W - W_r||_F^2 = sum_{i>r} s_i^2.
 
-Conv2d, the same factorization of the (O, I*kh*kw) unfolding (Zhang et al. 2016, "channel"
-decomposition; the matrix on which Alvarez & Salzmann 2017 put their nuclear norm, see
-:mod:`torchslim.lowrank.regularize`): Conv2d(I, r, k, stride, padding, dilation, no bias)
-then Conv2d(r, O, 1, bias). MACs per output pixel r (I kh kw + O) instead of O I kh kw.
+Conv (1-D, 2-D or 3-D), the same factorization of the (O, I*prod(k)) unfolding (Zhang et al.
+2016, "channel" decomposition; the matrix on which Alvarez & Salzmann 2017 put their nuclear
+norm, see :mod:`torchslim.lowrank.regularize`): Conv(I, r, k, stride, padding, dilation, no
+bias) then Conv(r, O, 1, bias). MACs per output position r (I prod(k) + O) instead of
+O I prod(k).
 
-The lead's sketch had SVD for Linear only; convs are included (``layer_types``) because
-this is the truncation that matches compression-aware training's unfolding.
+Convs are included (``layer_types``) because this is the truncation that matches
+compression-aware training's unfolding.
 """
 
 from __future__ import annotations
@@ -23,28 +24,25 @@ from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.lowrank._common import (
-    FactorizeConfig,
-    Layer,
-    Method,
-    conv_skip,
-    discarded_fraction,
-    factorize_model_,
-    factory_kwargs,
-)
+from torchslim.core.select import LayerKind, layer_classes
+from torchslim.lowrank.config import FactorizeConfig, check_layer_types
+from torchslim.lowrank.factorize import factorize_model_
+from torchslim.lowrank.layers import Layer, Method, conv_skip, factory_kwargs
+from torchslim.lowrank.ranks import discarded_fraction
 
 
 @dataclass(frozen=True)
 class SVDConfig(FactorizeConfig):
-    """``layer_types``: any of "linear", "conv" (Conv2d via its (O, I*kh*kw) unfolding)."""
+    """``layer_types``: any of "linear", "conv" (Conv1d/2d/3d via the (O, I*prod(k)) unfolding)."""
 
-    layer_types: tuple[str, ...] = ("linear", "conv")
+    layer_types: tuple[LayerKind, ...] = ("linear", "conv")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        bad = [t for t in self.layer_types if t not in ("linear", "conv")]
-        if bad or not self.layer_types:
-            raise ValueError(f"field 'layer_types' must list 'linear' and/or 'conv', got {list(self.layer_types)}")
+        check_layer_types(self.layer_types)
+
+
+CONV_BY_DIMS: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
 def _split(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,26 +66,28 @@ def svd_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
 
 
 @torch.no_grad()
-def svd_conv(layer: nn.Conv2d, rank: int) -> nn.Sequential:
-    """Conv2d(I, O, k) -> Sequential(Conv2d(I, r, k, same stride/padding/dilation), Conv2d(r, O, 1))."""
-    o, i, kh, kw = layer.weight.shape
+def svd_conv(layer: nn.Conv1d | nn.Conv2d | nn.Conv3d, rank: int) -> nn.Sequential:
+    """ConvNd(I, O, k) -> Sequential(ConvNd(I, r, k, same stride/padding/dilation), ConvNd(r, O, 1))."""
+    o, i, *kernel = layer.weight.shape
+    conv = CONV_BY_DIMS[len(kernel)]  # the standard class, also for a subclass of it
     a, b = _split(layer.weight.reshape(o, -1), rank)
-    first = nn.Conv2d(i, rank, (kh, kw), stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                      bias=False, padding_mode=layer.padding_mode, **factory_kwargs(layer))
-    second = nn.Conv2d(rank, o, 1, bias=layer.bias is not None, **factory_kwargs(layer))
-    first.weight.copy_(b.reshape(rank, i, kh, kw))
-    second.weight.copy_(a.reshape(o, rank, 1, 1))
+    first = conv(i, rank, tuple(kernel), stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                 bias=False, padding_mode=layer.padding_mode, **factory_kwargs(layer))
+    second = conv(rank, o, 1, bias=layer.bias is not None, **factory_kwargs(layer))
+    first.weight.copy_(b.reshape(rank, i, *kernel))
+    second.weight.copy_(a.reshape(o, rank, *(1 for _ in kernel)))
     if layer.bias is not None:
         second.bias.copy_(layer.bias)
     return nn.Sequential(first, second)
 
 
-def _macs(layer: Layer, rank: int) -> int:
+def svd_macs(layer: Layer, rank: int) -> int:
+    """MACs per sample of the two-layer replacement at ``rank``."""
     m = layer.module
     if isinstance(m, nn.Linear):
         return layer.rows * rank * (m.in_features + m.out_features)
-    out_hw = math.prod(layer.out_shape[2:])
-    return rank * (m.in_channels * math.prod(m.kernel_size) + m.out_channels) * out_hw
+    out_size = math.prod(layer.out_shape[2:])
+    return rank * (m.in_channels * math.prod(m.kernel_size) + m.out_channels) * out_size
 
 
 def _unfold(layer: Layer) -> list[torch.Tensor]:
@@ -104,15 +104,14 @@ def _skip(module: nn.Module) -> str | None:
 
 
 def svd_method(layer_types: tuple[str, ...] = ("linear", "conv")) -> Method:
-    types = tuple(t for key, t in (("linear", nn.Linear), ("conv", nn.Conv2d)) if key in layer_types)
     return Method(
-        name="svd", types=types, skip=_skip, unfold=_unfold,
-        rank_from=lambda layer, r: r[0], macs=_macs,
+        name="svd", types=layer_classes(layer_types), skip=_skip, unfold=_unfold,
+        rank_from=lambda layer, r: r[0], macs=svd_macs,
         error=lambda spectra, r: discarded_fraction(spectra[0], r), build=_build,
     )
 
 
 @register_technique("lowrank.svd", SVDConfig)
 def svd_(model: nn.Module, config: SVDConfig, ctx: Context) -> HandlerResult:
-    """Truncated SVD: Linear -> two Linears, Conv2d -> kxk conv (r filters) + 1x1 conv."""
+    """Truncated SVD: Linear -> two Linears, conv -> kxk conv (r filters) + 1x1 conv."""
     return factorize_model_(model, config, ctx, svd_method(config.layer_types))

@@ -2,7 +2,7 @@
 
 W (O, I, kh, kw) ~ G x_0 U_out x_1 U_in with core G (r_out, r_in, kh, kw), U_out (O, r_out),
 U_in (I, r_in), computed by TensorLy's ``partial_tucker`` (HOOI from an SVD init) in float64 on
-its pytorch backend (one thread, see ``_common.single_thread``). The replacement is three standard convs:
+its pytorch backend (one thread, see ``layers.single_thread``). The replacement is three standard convs:
 
     Conv2d(I, r_in, 1, no bias)                  weight U_in^T
     Conv2d(r_in, r_out, k, stride, padding, dil) weight G        (no bias)
@@ -24,16 +24,10 @@ from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.lowrank._common import (
-    factory_kwargs,
-    FactorizeConfig,
-    Layer,
-    Method,
-    conv_skip,
-    discarded_fraction,
-    factorize_model_,
-    single_thread,
-)
+from torchslim.lowrank.config import FactorizeConfig
+from torchslim.lowrank.factorize import factorize_model_
+from torchslim.lowrank.layers import Layer, Method, conv_skip, factory_kwargs, single_thread
+from torchslim.lowrank.ranks import discarded_fraction
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,16 @@
-"""Channel-propagation rules for shape ops: cat/chunk offsets, permutes, views that merge or
-split dimensions (flatten into Linear, channel shuffle, attention heads), select and slice.
+"""Propagation rules of shape ops: cat / chunk offsets, split and unbind, permutes, views that
+merge or split dimensions (flatten into Linear, channel shuffle, attention heads), select and
+slice.
+
+Index maps that are not the identity:
+- ``cat`` / ``chunk``: offsets into the concatenated dimension; ``chunk`` also links the
+  i-th element of every chunk (chunk sizes are recomputed from the total at run time, so
+  they must stay equal); ``split`` / ``split_with_sizes`` / ``unbind`` keep the split
+  dimension (its sizes are constants of the model's code);
+- views that *merge* dims (flatten C x H x W into a Linear): element ``c*HW + s`` follows
+  channel ``c`` (the first factor); the other factors are blocked;
+- views that *split* a dim into (A, B): element ``a*B + b`` follows ``b`` (channel
+  shuffle, GroupNorm-style) - or ``a`` when the split feeds attention (whole heads).
 
 Registered into :data:`torchslim.graph.rules.RULES`; see that module for the rule contract.
 """
@@ -22,7 +33,8 @@ def _cat(b: Any, node: fx.Node) -> None:
     offset = 0
     for t in tensors:
         shape = b.shape(t)
-        if len(shape) != len(out):  # legacy empty tensors
+        if len(shape) != len(out):
+            b.unsupported("operands of different rank (legacy empty tensors)")
             return
         for d in range(len(out)):
             if d != dim:
@@ -38,7 +50,8 @@ def _chunk(b: Any, node: fx.Node) -> None:
     dim = int(arg(node, 2, "dim", 0)) % len(shape)
     outs = b.outputs(node)
     sizes = [b.shape(o)[dim] for o in outs]
-    if len(set(sizes)) != 1:  # uneven last chunk: sizes would shift after pruning
+    if len(set(sizes)) != 1:  # an uneven last chunk: sizes would shift after pruning
+        b.unsupported("uneven chunks")
         return
     offset = 0
     for o in outs:
@@ -48,6 +61,31 @@ def _chunk(b: Any, node: fx.Node) -> None:
         b.link(x, dim, o, dim, offset + np.arange(sizes[0]), np.arange(sizes[0]))
         b.link(o, dim, outs[0], dim)
         offset += sizes[0]
+
+
+@rule("aten.split", "aten.split_with_sizes")
+def _split(b: Any, node: fx.Node) -> None:
+    """Pieces of sizes fixed in the model's code: the split dim stays, the others follow."""
+    x = node.args[0]
+    rank = len(b.shape(x))
+    dim = int(arg(node, 2, "dim", 0)) % rank
+    for o in b.outputs(node):
+        for d in range(rank):
+            if d != dim:
+                b.link(x, d, o, d)
+    b.keep_dim(x, dim, f"split along dim {dim} into pieces of fixed size")
+
+
+@rule("aten.unbind")
+def _unbind(b: Any, node: fx.Node) -> None:
+    """Like ``select`` at every index of ``dim``: the other dims follow, ``dim`` stays."""
+    x = node.args[0]
+    rank = len(b.shape(x))
+    dim = int(arg(node, 1, "dim", 0)) % rank
+    for o in b.outputs(node):
+        for out_d, in_d in enumerate(d for d in range(rank) if d != dim):
+            b.link(x, in_d, o, out_d)
+    b.keep_dim(x, dim, f"unbind along dim {dim}")
 
 
 @rule("aten.transpose", "aten.t", "aten.permute", "aten.movedim", "aten.swapaxes")
@@ -65,6 +103,7 @@ def _permute(b: Any, node: fx.Node) -> None:
         d0, d1 = (0, 1) if key == "aten.t" else (int(node.args[1]) % rank, int(node.args[2]) % rank)
         order[d0], order[d1] = order[d1], order[d0]
     else:
+        b.unsupported("permutation not read")
         return
     for out_d, in_d in enumerate(order):
         b.link(x, in_d, node, out_d)
@@ -124,9 +163,14 @@ def _view(b: Any, node: fx.Node) -> None:
     x = node.args[0]
     a, c = list(b.shape(x)), list(b.shape(node))
     heads = feeds_attention(node)
-    for ii, jj in _groups(a, c):
-        ii = [i for i in ii if a[i] != 1]
-        jj = [j for j in jj if c[j] != 1]
+    pairs = [([i for i in ii if a[i] != 1], [j for j in jj if c[j] != 1]) for ii, jj in _groups(a, c)]
+    if not pairs and any(size != 1 for size in a + c):
+        b.unsupported(f"view {tuple(a)} -> {tuple(c)} pairs no dims")
+        return
+    if any(len(ii) > 1 and len(jj) > 1 for ii, jj in pairs):
+        b.unsupported(f"view {tuple(a)} -> {tuple(c)} merges and splits dims at once")
+        return
+    for ii, jj in pairs:
         if len(ii) == 1 and len(jj) == 1:
             b.link(x, ii[0], node, jj[0])
         elif len(ii) > 1 and len(jj) == 1:  # merge: follow the first factor (C of C x H x W)

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import torchslim
+
 from torchslim.errors import UserError
-from torchslim.profiler import export_onnx, onnx_session
+from torchslim.profiler import export_onnx, onnx_provenance, onnx_session
 
 
 class _Residual(nn.Module):
@@ -130,3 +132,40 @@ def test_dynamo_exporter_fallback_keeps_batch_dynamic(tmp_path, monkeypatch):
         expected = model(x).numpy()
     (got,) = session.run(None, {"input": x.numpy()})
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    assert onnx_provenance(path) == {"exporter": "dynamo", "version": torchslim.__version__,
+                                     "exporter_fallback": "RuntimeError: TorchScript exporter unavailable"}
+
+
+def test_file_names_the_exporter_that_wrote_it(tmp_path):
+    path = export_onnx(_convnet().eval(), torch.randn(1, 3, 8, 8), tmp_path / "m.onnx")
+    assert onnx_provenance(path) == {"exporter": "torchscript", "version": torchslim.__version__}
+
+
+def test_a_bug_in_the_exporter_call_is_not_hidden_by_the_fallback(tmp_path, monkeypatch):
+    """Only the TorchScript exporter's RuntimeErrors fall back; a TypeError is our bug and used
+    to be swallowed by ``except Exception`` (the dynamo exporter then wrote the file)."""
+    from torchslim.profiler import onnx_export
+
+    def buggy(*args, **kwargs):
+        raise TypeError("export() got an unexpected keyword argument")
+
+    monkeypatch.setattr(onnx_export, "_export_torchscript", buggy)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        export_onnx(_convnet().eval(), torch.randn(1, 3, 8, 8), tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_both_exporters_failing_chains_the_first_failure(tmp_path, monkeypatch):
+    from torchslim.profiler import onnx_export
+
+    def fails(name):
+        def export(*args, **kwargs):
+            raise RuntimeError(f"{name} failed")
+        return export
+
+    monkeypatch.setattr(onnx_export, "_export_torchscript", fails("torchscript"))
+    monkeypatch.setattr(onnx_export, "_export_dynamo", fails("dynamo"))
+    with pytest.raises(RuntimeError, match="dynamo failed") as info:
+        export_onnx(_convnet().eval(), torch.randn(1, 3, 8, 8), tmp_path / "m.onnx")
+    assert str(info.value.__cause__) == "torchscript failed"
+    assert any("TorchScript exporter failed first" in note for note in info.value.__notes__)

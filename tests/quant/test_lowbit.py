@@ -27,13 +27,24 @@ from torchslim.quant.inq import inq_exponents, power_of_two_quantize
 from torchslim.quant.ptq import PTQConfig, ptq_
 from torchslim.quant.qat import lsq_quantize
 from torchslim.quant.ttq import ternarize
+from torchslim.train.config import TrainConfig
 
 
 def _ctx(x: torch.Tensor, n: int = 64, **kw) -> Context:
     gen = torch.Generator().manual_seed(0)
     data = SimpleNamespace(train=TensorDataset(torch.randn(n, *x.shape[1:], generator=gen),
-                                               torch.randint(0, 10, (n,), generator=gen)))
+                                               torch.randint(0, 10, (n,), generator=gen)), val=None)
     return Context((x[:1],), data=data, progress=False, **kw)
+
+
+def _run(technique, model: nn.Module, config, ctx: Context):
+    """A quant step through its public function; the step's HandlerResult."""
+    assert technique(model, config, ctx) is model
+    return ctx.results[-1]
+
+
+def _epochs(n: int, **kw) -> TrainConfig:
+    return TrainConfig(epochs=n, lr=kw.pop("lr", 0.001), weight_decay=0.0, **kw)
 
 
 def _conv_linear(model):
@@ -43,7 +54,7 @@ def _conv_linear(model):
 @pytest.mark.parametrize("bits", [2, 3, 5, 8])
 def test_uniform_k_bit_grid_and_size(bits):
     model, x = small_model("lenet5")
-    result = uniform_(model, UniformConfig(bits=bits), _ctx(x))
+    result = _run(uniform_, model, UniformConfig(bits=bits), _ctx(x))
     levels = 2 ** (bits - 1) - 1
     for _, layer in _conv_linear(model):
         w = layer.weight.detach()
@@ -63,7 +74,8 @@ def test_uniform_k_bit_grid_and_size(bits):
 def test_inq_weights_are_zero_or_powers_of_two():
     model, x = small_model("lenet5")
     before = {n: inq_exponents(m.weight, 5) for n, m in _conv_linear(model)}
-    result = inq_(model, INQConfig(bits=5, epochs_per_stage=1), _ctx(x))
+    result = _run(inq_, model, INQConfig(bits=5), _ctx(x))
+    assert len(result.details["finetune_per_stage"]) == 3  # after 50, 75, 87.5 %; not after 100 %
     for name, layer in _conv_linear(model):
         n1, n2 = result.details["exponents"][name]
         assert n1 - n2 + 1 == 8  # 2^(b-2) exponents for b = 5
@@ -97,7 +109,7 @@ def test_ttq_ternary_values_and_gradients():
 
 def test_ttq_layers_are_ternary_ends_float():
     model, x = small_model("lenet5")
-    result = ttq_(model, TTQConfig(epochs=1), _ctx(x))
+    result = _run(ttq_, model, TTQConfig(finetune=_epochs(1)), _ctx(x))
     layers = _conv_linear(model)
     assert model.features[0].weight.detach().unique().numel() > 3  # first and last layers stay float
     for name, layer in layers[1:-1]:
@@ -108,7 +120,7 @@ def test_ttq_layers_are_ternary_ends_float():
 @pytest.mark.parametrize("method", ["binaryconnect", "xnor"])
 def test_binary_weights_have_one_magnitude_per_channel(method):
     model, x = small_model("lenet5")
-    result = binary_(model, BinaryConfig(method=method, epochs=1), _ctx(x))
+    result = _run(binary_, model, BinaryConfig(method=method, finetune=_epochs(1, optimizer="adamw")), _ctx(x))
     layers = _conv_linear(model)
     for name, layer in layers[1:-1]:
         w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
@@ -122,7 +134,7 @@ def test_xnor_save_load_round_trip(tmp_path):
     from torchslim.serialize import load, save
 
     model, x = small_model("lenet5")
-    binary_(model, BinaryConfig(method="xnor", epochs=0), _ctx(x))
+    binary_(model, BinaryConfig(method="xnor", finetune=_epochs(0)), _ctx(x))
     save(model, tmp_path / "m")
     assert torch.equal(load(tmp_path / "m")(x), model(x))
 
@@ -143,7 +155,7 @@ def test_qat_returns_int8_layers_that_run_on_integer_kernels(lsq):
     model, x = small_model("lenet5")
     ctx = _ctx(x)
     ptq_(model, PTQConfig(export_onnx=False), ctx)
-    result = qat_(model, QATConfig(epochs=1, lsq=lsq), ctx)
+    result = _run(qat_, model, QATConfig(finetune=_epochs(1, lr=0.005), lsq=lsq), ctx)
     convs = [m for m in model.modules() if isinstance(m, QuantizedConv2d)]
     assert len(convs) == 2 and all(m.weight_int8.dtype == torch.int8 for m in convs)
     assert result.details["ort_ops"].get("QLinearConv", 0) == 2
@@ -155,3 +167,35 @@ def test_lowbit_steps_need_data():
     for handler, config in [(inq_, INQConfig()), (ttq_, TTQConfig()), (binary_, BinaryConfig()), (qat_, QATConfig())]:
         with pytest.raises(UserError, match=f"{config.name} needs training data"):
             handler(model, config, Context((x,)))
+
+
+def test_finetune_section_distils_from_the_teacher():
+    """``finetune: {distill: kd, alpha: 1}`` trains on the teacher's soft targets only: the labels
+    cannot matter, so two runs on different labels give the same weights; without distillation
+    they differ. The nested section comes from a recipe mapping (one-line errors name it)."""
+    teacher, x = small_model("lenet5")
+    results = {}
+    for distill in ("kd", "none"):
+        for labels_seed in (1, 2):
+            model, _ = small_model("lenet5")
+            ctx = _ctx(x, teacher=teacher)
+            gen = torch.Generator().manual_seed(labels_seed)
+            images = ctx.data.train.tensors[0]
+            ctx.data.train = TensorDataset(images, torch.randint(0, 10, (len(images),), generator=gen))
+            config = {"bits": 4, "finetune": {"epochs": 1, "lr": 0.01, "distill": distill, "alpha": 1.0}}
+            uniform_(model, config, ctx)
+            assert ctx.results[-1].details["finetune"]["distill"] == distill
+            results[distill, labels_seed] = model.features[3].weight.detach().clone()
+    assert torch.equal(results["kd", 1], results["kd", 2])
+    assert not torch.equal(results["none", 1], results["none", 2])
+    with pytest.raises(UserError, match=r"^steps\[0\] \(quant.uniform\): finetune: unknown field 'lrr'"):
+        UniformConfig.from_dict({"finetune": {"lrr": 0.1}}, where="steps[0] (quant.uniform)")
+
+
+@pytest.mark.parametrize("config_cls", [QATConfig, TTQConfig, BinaryConfig, INQConfig, UniformConfig])
+def test_training_fields_live_only_in_the_nested_finetune_section(config_cls):
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    assert "finetune" in fields
+    assert not fields & {f.name for f in dataclasses.fields(TrainConfig)}

@@ -9,6 +9,7 @@ from torch.utils.data import TensorDataset
 from tests.conftest import small_model
 from torchslim.core import Context
 from torchslim.errors import UserError
+from torchslim.fold.bn import fold_bn_
 from torchslim.quant import PTQConfig, QuantizedActivation, QuantizedConv2d, QuantizedLinear, ptq_
 from torchslim.quant.onnx_check import FLOAT_COMPUTE_OPS
 from torchslim.quant.plan import build_plan
@@ -16,8 +17,15 @@ from torchslim.quant.plan import build_plan
 
 def _ctx(x: torch.Tensor, n: int = 64, seed: int = 0, **kw) -> Context:
     gen = torch.Generator().manual_seed(seed)
-    data = SimpleNamespace(train=TensorDataset(torch.randn(n, *x.shape[1:], generator=gen), torch.zeros(n)))
+    data = SimpleNamespace(train=TensorDataset(torch.randn(n, *x.shape[1:], generator=gen), torch.zeros(n)),
+                           val=None)
     return Context((x[:1],), data=data, **kw)
+
+
+def _ptq(model: nn.Module, config: PTQConfig, ctx: Context):
+    """quant.ptq through its public function; the step's HandlerResult."""
+    assert ptq_(model, config, ctx) is model
+    return ctx.results[-1]
 
 
 def _sqnr(ref: torch.Tensor, out: torch.Tensor) -> float:
@@ -53,7 +61,7 @@ def test_quantized_conv_matches_hand_simulation():
 
 def test_plan_fuses_relu_and_shares_grid_through_maxpool():
     model, x = small_model("lenet5")
-    plan = build_plan(model)
+    plan = build_plan(model, Context((x[:1],)).module_graph(model))
     assert plan.layers["features.0"].activation_module == "features.1"
     quantized = set(plan.layers)
     sources = plan.input_sources(quantized)
@@ -68,7 +76,7 @@ def test_plan_fuses_relu_and_shares_grid_through_maxpool():
 def test_ptq_output_sqnr_floor(name, floor_db):
     model, x = small_model(name)
     reference = model(x)
-    result = ptq_(model, PTQConfig(export_onnx=False), _ctx(x))
+    result = _ptq(model, PTQConfig(export_onnx=False), _ctx(x))
     assert _sqnr(reference, model(x)) > floor_db
     assert all(v > 15.0 for v in result.details["sqnr_db"].values()), result.details["sqnr_db"]
     n_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
@@ -81,8 +89,9 @@ def test_ptq_output_sqnr_floor(name, floor_db):
 def test_int8_onnx_runs_on_integer_kernels(name, tmp_path):
     model, x = small_model(name)
     ctx = _ctx(x, out_dir=tmp_path)
-    result = ptq_(model, PTQConfig(), ctx)
+    result = _ptq(model, PTQConfig(), ctx)
     d = result.details
+    assert d["onnx_exporter"] == "torchscript" and result.warnings == []
     ops = d["ort_ops"]
     convs = sum(isinstance(m, QuantizedConv2d) for m in model.modules())
     linears = sum(isinstance(m, QuantizedLinear) for m in model.modules())
@@ -130,7 +139,7 @@ def test_mixed_precision_keeps_worst_sqnr_layer_float():
         n_float = sum(isinstance(c, (nn.Conv2d, nn.Linear)) for c in m.modules())
         return 0.99 if n_float == 0 else 1.0 if n_float >= 1 else 0.0
 
-    result = ptq_(model, PTQConfig(max_accuracy_drop=0.3, export_onnx=False), _ctx(x, eval_fn=eval_fn))
+    result = _ptq(model, PTQConfig(max_accuracy_drop=0.3, export_onnx=False), _ctx(x, eval_fn=eval_fn))
     d = result.details
     sqnr = d["sqnr_db"]
     assert d["float_layers"] == [min(sqnr, key=sqnr.get)]
@@ -145,7 +154,9 @@ def test_dynamic_int8_linear_runs_on_integer_matmuls(name, tmp_path):
     model, x = small_model(name)
     reference = model(x)
     n_linear = sum(isinstance(m, nn.Linear) for m in model.modules())
-    result = dynamic_(model, DynamicConfig(), Context((x[:1],), out_dir=tmp_path))
+    ctx = Context((x[:1],), out_dir=tmp_path)
+    dynamic_(model, DynamicConfig(), ctx)
+    result = ctx.results[-1]
     assert sum(isinstance(m, DynamicQuantizedLinear) for m in model.modules()) == n_linear
     assert _sqnr(reference, model(x)) > 30.0
     ops = result.details["ort_ops"]
@@ -169,3 +180,58 @@ def test_ptq_step_through_compress_reports_int8_size_and_ort_latency(tmp_path):
     assert step.after.latency[0].runtime == "onnxruntime"
     assert step.details["ort_float_compute_ops"] == 0 and (tmp_path / "quant_ptq_int8.onnx").exists()
     assert abs(step.after.accuracy - step.before.accuracy) < 0.05  # untrained net: outputs near chance
+
+
+def test_capture_readers_after_ptq_see_the_quantized_model():
+    """quant.ptq replaces modules without telling the Context; a capture cached by id(model) alone
+    (the old ``ctx.graph``) kept showing the float model to the next reader on the same ctx."""
+    model, x = small_model("lenet5")
+    ctx = _ctx(x)
+    before = ctx.module_graph(model)
+    assert [n.name for n in before.calls("features.1")] == ["features.1"]  # the float ReLU
+    ptq_(model, PTQConfig(export_onnx=False), ctx)
+    after = ctx.module_graph(model)
+    assert after is not before
+    assert after.calls("features.1") == []  # fused into the conv: an Identity runs no op
+    assert isinstance(model.get_submodule(after.calls("features.0")[0].target), QuantizedConv2d)
+    fold_bn_(model, None, ctx)  # another capture reader on the same ctx: nothing to fold, no stale pairs
+    assert ctx.results[-1].details["folded"] == []
+
+
+def test_module_called_twice_stays_float_with_a_warning():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.head(self.conv(torch.relu(self.conv(x))).mean((2, 3)))
+
+    model = Shared().eval()
+    x = torch.randn(2, 3, 8, 8)
+    ctx = _ctx(x)
+    result = _ptq(model, PTQConfig(export_onnx=False), ctx)
+    assert type(model.conv) is nn.Conv2d and isinstance(model.head, QuantizedLinear)
+    assert result.warnings == ["conv: called more than once, left in float"]
+
+
+def test_untraceable_model_is_the_one_line_export_error():
+    class Dynamic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else self.fc(-x)
+
+    with pytest.raises(UserError, match="^torch.export could not capture Dynamic") as info:
+        ptq_(Dynamic().eval(), PTQConfig(export_onnx=False), _ctx(torch.rand(2, 4)))
+    assert "\n" not in str(info.value)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(UserError, match=r"quant.ptq: field 'max_accuracy_drop' must be >= 0 \(top-1 points\)"):
+        PTQConfig.from_dict({"max_accuracy_drop": -1.0}, where="quant.ptq")
+    with pytest.raises(UserError, match="field 'calibration_batch_size' must be >= 1"):
+        PTQConfig.from_dict({"calibration_batch_size": 0}, where="quant.ptq")

@@ -9,12 +9,18 @@ affine map, so after a conv/linear with weight W (out channels on dim 0) and bia
 
 The BN is replaced by ``nn.Identity``. Arithmetic is done in float64 and cast back, so the
 folded model matches the unfolded one to float32 rounding (tested: max abs error < 1e-5).
-Pairs are found on the fx graph: the BN's only input is the conv's output and nothing else
-reads that output. ConvTranspose (out channels on dim 1) is left alone and named in a warning.
+Pairs are found on the module graph of the Context's torch.export capture
+(:mod:`torchslim.graph.modules`): the BN's only input is the conv's output, nothing else reads
+that output, and each of the two modules runs once (folding into a conv called twice would
+change its other call). When torch.export cannot capture the model, only consecutive children
+of plain ``nn.Sequential`` containers are folded (their dataflow is the container's order),
+and a warning says so: fewer folds, never a wrong one. ConvTranspose (out channels on dim 1)
+is left alone and named in a warning.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -22,8 +28,10 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.core.select import LayerFilter
+from torchslim.core.select import LayerFilter, check_patterns
+from torchslim.errors import UserError
 
 _FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -56,19 +64,38 @@ def fold_into(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
         layer.bias.copy_(new_bias.to(layer.bias.dtype))
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name), child, module)
+def sequential_pairs(model: nn.Module) -> list[tuple[str, str]]:
+    """(child i, child i + 1) of every plain ``nn.Sequential`` (its forward feeds each child the
+    previous one's output), skipping modules that appear more than once in the model."""
+    appearances = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
+    pairs = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
+            continue
+        prefix = f"{name}." if name else ""
+        kids = list(module.named_children())
+        for (a, first), (b, second) in zip(kids, kids[1:]):
+            if appearances[id(first)] == 1 and appearances[id(second)] == 1:
+                pairs.append((prefix + a, prefix + b))
+    return pairs
+
+
+def _candidate_pairs(model: nn.Module, ctx: Context) -> tuple[list[tuple[str, str]], list[str]]:
+    try:
+        return ctx.module_graph(model).exclusive_edges(), []
+    except UserError as exc:
+        return sequential_pairs(model), [f"{exc}; folded BatchNorm only between consecutive children "
+                                         "of nn.Sequential containers"]
 
 
 @register_technique("fold.bn", FoldBNConfig)
 def fold_bn_(model: nn.Module, config: FoldBNConfig, ctx: Context) -> HandlerResult:
     """Fold every BatchNorm that directly follows a Conv/Linear into it (exact)."""
-    graph = ctx.graph(model)
-    warnings = list(graph.warnings)
+    check_patterns(model, config.exclude, "exclude")
+    pairs, warnings = _candidate_pairs(model, ctx)
     keep = LayerFilter(exclude=config.exclude)
     folded: list[list[str]] = []
-    for producer, consumer in graph.exclusive_edges:
+    for producer, consumer in pairs:
         layer, bn = model.get_submodule(producer), model.get_submodule(consumer)
         if not isinstance(bn, _BN):
             continue
@@ -82,12 +109,11 @@ def fold_bn_(model: nn.Module, config: FoldBNConfig, ctx: Context) -> HandlerRes
             warnings.append(f"{consumer}: BatchNorm without running stats or channel mismatch, not folded")
             continue
         fold_into(layer, bn)
-        _set_submodule(model, consumer, nn.Identity())
+        set_submodule(model, consumer, nn.Identity())
         folded.append([producer, consumer])
     remaining = [n for n, m in model.named_modules() if isinstance(m, _BN)]
     if remaining:
-        warnings.append(f"{len(remaining)} BatchNorm layer(s) not folded (no Conv/Linear directly before): "
+        warnings.append(f"{len(remaining)} BatchNorm layer(s) not folded (no Conv/Linear directly before, "
+                        "or one of the two called more than once): "
                         + ", ".join(remaining[:5]) + (" ..." if len(remaining) > 5 else ""))
-    if folded:
-        ctx.invalidate_graph()
     return HandlerResult(model, warnings, {"folded": folded, "folded_count": len(folded)})

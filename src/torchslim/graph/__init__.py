@@ -1,6 +1,17 @@
-"""Graph capture and module-level dataflow queries; channel-dependency groups for pruning."""
+"""The one capture (torch.export) and its views: module-level dataflow, channel-dependency groups."""
 
-from torchslim.graph.capture import CapturedGraph, capture
 from torchslim.graph.dependency import DependencyGraph, Group, ParamSlice, build_dependency_graph
+from torchslim.graph.export import ExportedGraph, capture_export
+from torchslim.graph.modules import ModuleGraph, Node, module_graph
 
-__all__ = ["CapturedGraph", "DependencyGraph", "Group", "ParamSlice", "build_dependency_graph", "capture"]
+__all__ = [
+    "DependencyGraph",
+    "ExportedGraph",
+    "Group",
+    "ModuleGraph",
+    "Node",
+    "ParamSlice",
+    "build_dependency_graph",
+    "capture_export",
+    "module_graph",
+]

@@ -7,7 +7,7 @@ onnxruntime; they load when an export or an ORT measurement first needs them.
 
 from torchslim.profiler.analyze import profile_model
 from torchslim.profiler.latency import RUNTIMES, LatencyStats, measure_latency
-from torchslim.profiler.onnx_export import export_onnx, onnx_session
+from torchslim.profiler.onnx_export import export_onnx, onnx_provenance, onnx_session
 from torchslim.profiler.stats import LayerStats, ModelStats
 from torchslim.profiler.weights import count_params, safetensors_size_bytes
 
@@ -19,6 +19,7 @@ __all__ = [
     "count_params",
     "export_onnx",
     "measure_latency",
+    "onnx_provenance",
     "onnx_session",
     "profile_model",
     "safetensors_size_bytes",

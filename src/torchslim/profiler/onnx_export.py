@@ -10,9 +10,16 @@ to 1 despite ``dynamic_shapes``. So the TorchScript exporter is the default; the
 exporter is the fallback when it fails (or is removed in a later torch), given a batch-2
 example so 0/1 specialisation cannot pin the batch.
 
+Provenance: every file says which exporter wrote it, in its ``metadata_props``
+(``torchslim.exporter``: torchscript | dynamo; ``torchslim.exporter_fallback``: why the
+TorchScript exporter failed, when it did; ``torchslim.version``), read back with
+:func:`onnx_provenance`. Only a ``RuntimeError`` of the TorchScript exporter (what it raises
+for an unsupported op or a failed trace, ``torch.onnx.OnnxExporterError`` included) falls
+back; anything else is a bug and propagates.
+
 Hand-written: the atomic write (temp file in the target folder + ``os.replace``) and the
 silencing of the exporters' warnings, prints and C++ messages (fd-level redirect).
-onnxruntime is imported on first use only, so importing torchslim does not load it.
+onnx and onnxruntime are imported on first use only, so importing torchslim loads neither.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from torchslim.core.modules import evaluating
 from torchslim.profiler.analyze import Inputs, run_checked
 
 OPSET = 17
+_META_PREFIX = "torchslim."  # metadata_props keys written by export_onnx
 
 
 @contextlib.contextmanager
@@ -137,7 +145,7 @@ def export_onnx(
 
     With ``dynamic_batch`` dim 0 of every input and output is symbolic ("batch"), so one
     file serves any batch size. The write is atomic: a reader sees the old file or the
-    complete new one. The exporters' chatter is suppressed; on failure it is attached to
+    complete new one; its metadata names the exporter that wrote it (:func:`onnx_provenance`). The exporters' chatter is suppressed; on failure it is attached to
     the exception as a note.
     """
     inputs = as_input_tuple(example_inputs)
@@ -151,10 +159,8 @@ def export_onnx(
             with torch.no_grad():
                 names = _names(inputs, run_checked(model, inputs))
             with _silenced(log):
-                try:
-                    _export_torchscript(model, inputs, tmp, names, dynamic_batch)
-                except Exception:  # noqa: BLE001 - any failure: try the other exporter
-                    _export_dynamo(model, inputs, tmp, names, dynamic_batch)
+                provenance = _export_either(model, inputs, tmp, names, dynamic_batch)
+        _stamp(tmp, provenance)
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -163,6 +169,53 @@ def export_onnx(
             error.add_note("exporter output:\n" + log.getvalue()[-4000:])
         raise
     return path
+
+
+def _export_either(model: nn.Module, inputs: tuple[Any, ...], path: str, names: tuple[list[str], list[str]],
+                   dynamic_batch: bool) -> dict[str, str]:
+    """The TorchScript exporter, or the dynamo one if it raises a RuntimeError; which one wrote ``path``."""
+    try:
+        _export_torchscript(model, inputs, path, names, dynamic_batch)
+        return {"exporter": "torchscript"}
+    except RuntimeError as exc:  # OnnxExporterError, unsupported op, failed trace
+        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        try:
+            _export_dynamo(model, inputs, path, names, dynamic_batch)
+        except Exception as dynamo_exc:
+            dynamo_exc.add_note(f"the TorchScript exporter failed first ({reason})")
+            raise dynamo_exc from exc
+    return {"exporter": "dynamo", "exporter_fallback": reason}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _stamp(path: str, provenance: dict[str, str]) -> None:
+    """Write ``provenance`` and the torchslim version into the file's ``metadata_props``."""
+    import onnx
+
+    from torchslim import __version__
+
+    proto = onnx.load(path, load_external_data=False)
+    entries = {**provenance, "version": __version__}
+    kept = [p for p in proto.metadata_props if not p.key.startswith(_META_PREFIX)]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in entries.items():
+        proto.metadata_props.add(key=_META_PREFIX + key, value=value)
+    onnx.save(proto, path)
+
+
+def onnx_provenance(path: str | os.PathLike[str]) -> dict[str, str]:
+    """What :func:`export_onnx` recorded in the file at ``path``: ``exporter`` (torchscript |
+    dynamo), ``exporter_fallback`` (why TorchScript failed, if it did), ``version``; {} for a
+    file written by something else."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key.removeprefix(_META_PREFIX): p.value for p in proto.metadata_props if p.key.startswith(_META_PREFIX)}
 
 
 def onnx_session(path_or_bytes: str | os.PathLike[str] | bytes, threads: int | None = None) -> Any:

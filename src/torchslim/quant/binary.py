@@ -30,17 +30,11 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import evaluating, set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.quant.lowbit import (
-    LatentWeight,
-    _set,
-    lowbit_details,
-    lowbit_layers,
-    need_data,
-    sign_ste,
-    train_latent_,
-)
+from torchslim.quant.lowbit import LatentWeight, lowbit_details, lowbit_layers, need_data, sign_ste, train_latent_
 from torchslim.serialize.spec import allow_module
+from torchslim.train.config import TrainConfig
 
 
 def binarize_weight(w: torch.Tensor) -> torch.Tensor:
@@ -110,7 +104,8 @@ def _input_means(model: nn.Module, names: list[str], images: torch.Tensor) -> di
             sums[n] = x.mean(dim=dims)
         handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
     try:
-        model.eval()(images)
+        with evaluating(model):
+            model(images)
     finally:
         for handle in handles:
             handle.remove()
@@ -120,19 +115,17 @@ def _input_means(model: nn.Module, names: list[str], images: torch.Tensor) -> di
 @dataclass(frozen=True)
 class BinaryConfig(TechniqueConfig):
     """``method``: binaryconnect (binary weights) or xnor (binary weights and inputs);
-    ``epochs``/``lr``: training of the latent weights."""
+    ``finetune``: training of the latent weights (default 3 epochs of AdamW at lr 0.001)."""
 
     method: Literal["binaryconnect", "xnor"] = "binaryconnect"
-    epochs: int = 3
-    lr: float = 0.001
-    optimizer: Literal["sgd", "adamw"] = "adamw"
+    finetune: TrainConfig = TrainConfig(epochs=3, lr=0.001, optimizer="adamw", weight_decay=0.0)
     keep_ends: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.method not in ("binaryconnect", "xnor"):
-            raise ValueError("method must be binaryconnect or xnor")
+            raise ValueError(f"field 'method' must be binaryconnect or xnor, got {self.method!r}")
 
 
 @register_technique("quant.binary", BinaryConfig)
@@ -145,7 +138,7 @@ def binary_(model: nn.Module, config: BinaryConfig, ctx: Context) -> HandlerResu
         converted = []
         for name, layer in layers:
             new = _to_xnor(layer, means[name])
-            _set(model, name, new)
+            set_submodule(model, name, new)
             converted.append((name, new))
         layers = converted
     with torch.no_grad():  # BinaryConnect's latent range
@@ -158,8 +151,8 @@ def binary_(model: nn.Module, config: BinaryConfig, ctx: Context) -> HandlerResu
             for wrapper in wrappers.values():
                 wrapper.layer.weight.clamp_(-1.0, 1.0)
 
-    train_latent_(model, wrappers, ctx, config.epochs, config.lr, after_step=[clip_latent], optimizer=config.optimizer)
+    trained = train_latent_(model, wrappers, ctx, config.finetune, after_step=[clip_latent])
     details = lowbit_details(model, {name: 1.0 for name, _ in layers},
                              {name: layer.weight.shape[0] for name, layer in layers})
-    details["method"] = config.method
+    details.update(method=config.method, finetune=trained)
     return HandlerResult(model, [], details)

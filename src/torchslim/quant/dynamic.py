@@ -24,6 +24,7 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.core.select import select_layers
 from torchslim.errors import UserError
@@ -96,11 +97,12 @@ def dynamic_(model: nn.Module, config: DynamicConfig, ctx: Context) -> HandlerRe
             new.weight_int8.copy_(quantize_weight(layer.weight, scales))
             if layer.bias is not None:
                 new.bias.copy_(layer.bias)
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, new)
+        set_submodule(model, name, new)
     details: dict[str, object] = {"quantized_linear_layers": len(layers)}
+    warnings: list[str] = []
     if config.export_onnx:
         from torchslim.quant.onnx_check import export_and_check
 
-        details.update(export_and_check(model, ctx, "quant_dynamic_int8.onnx"))
-    return HandlerResult(model, [], details)
+        export_details, warnings = export_and_check(model, ctx, "quant_dynamic_int8.onnx")
+        details.update(export_details)
+    return HandlerResult(model, warnings, details)

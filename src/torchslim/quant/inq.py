@@ -9,7 +9,8 @@ P_l by the rule of eq. 4: with alpha < beta adjacent in P_l, W -> beta * sgn(W) 
 
 Partitions (Sec. 2.2): at accumulated portions sigma (default 50%, 75%, 87.5%, 100%) the
 largest-magnitude not-yet-quantized weights of every layer are quantized and frozen; the rest
-are retrained between partitions (``epochs_per_stage``) with ``torchslim.train.fit``; an
+are retrained between partitions with the step's ``finetune`` section, run once per stage
+(:func:`torchslim.distill.finetune.finetune_`); an
 ``after_step`` hook resets frozen weights to their quantized values after each optimizer step
 (equivalent to the paper's masked gradient, and exact under momentum). BatchNorm is folded first
 so that the weights executed are the powers of two. See :mod:`.lowbit` for execution.
@@ -18,7 +19,7 @@ so that the weights executed are the powers of two. See :mod:`.lowbit` for execu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -26,7 +27,9 @@ from torch import nn
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.distill.finetune import finetune_
 from torchslim.quant.lowbit import lowbit_details, lowbit_layers, need_data
+from torchslim.train.config import TrainConfig
 
 
 def inq_exponents(weight: torch.Tensor, bits: int) -> tuple[int, int]:
@@ -53,36 +56,36 @@ def power_of_two_quantize(weight: torch.Tensor, n1: int, n2: int) -> torch.Tenso
 @dataclass(frozen=True)
 class INQConfig(TechniqueConfig):
     """``bits``: b (5 in the paper: 16 powers of two + zero); ``portions``: accumulated % quantized per
-    stage; ``epochs_per_stage``/``lr``: retraining of the still-float weights between stages."""
+    stage; ``finetune``: the retraining of the still-float weights after each stage but the last
+    (default 1 epoch of SGD at lr 0.005 per stage)."""
 
     bits: int = 5
     portions: tuple[float, ...] = (50.0, 75.0, 87.5, 100.0)
-    epochs_per_stage: int = 1
-    lr: float = 0.005
+    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.005, weight_decay=0.0)
     keep_ends: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 3 <= self.bits <= 8:
-            raise ValueError(f"bits must be in 3..8, got {self.bits}")
+            raise ValueError(f"field 'bits' must be in 3..8, got {self.bits}")
         if not self.portions or list(self.portions) != sorted(self.portions) or self.portions[-1] != 100.0:
-            raise ValueError(f"portions must increase and end at 100, got {list(self.portions)}")
+            raise ValueError(f"field 'portions' must increase and end at 100, got {list(self.portions)}")
 
 
 @register_technique("quant.inq", INQConfig)
 def inq_(model: nn.Module, config: INQConfig, ctx: Context) -> HandlerResult:
     """Incremental Network Quantization: weights -> {0, ±2^n} in partitions with retraining between."""
     from torchslim.fold.bn import FoldBNConfig, fold_bn_
-    from torchslim.train import fit
 
     need_data(ctx, "quant.inq")
-    warnings = fold_bn_(model, FoldBNConfig(), ctx).warnings
+    warnings = fold_bn_.handler(model, FoldBNConfig(), ctx).warnings
     layers = lowbit_layers(model, config.include, config.exclude, config.keep_ends, "quant.inq")
     exponents = {name: inq_exponents(layer.weight, config.bits) for name, layer in layers}
     frozen = {name: torch.zeros_like(layer.weight, dtype=torch.bool) for name, layer in layers}
     values = {name: torch.zeros_like(layer.weight) for name, layer in layers}
     accuracy_per_stage = []
+    trained = []
 
     def keep_frozen(_: object) -> None:
         with torch.no_grad():
@@ -101,14 +104,14 @@ def inq_(model: nn.Module, config: INQConfig, ctx: Context) -> HandlerResult:
                 frozen[name] = mask.view_as(w)
                 values[name] = torch.where(frozen[name], power_of_two_quantize(w, *exponents[name]), values[name])
             keep_frozen(None)
-        if portion < 100.0 and config.epochs_per_stage > 0:
-            fit(model, ctx.data.train, epochs=config.epochs_per_stage, lr=config.lr, weight_decay=0.0,
-                after_step=[keep_frozen], seed=ctx.seed + stage, progress=ctx.progress)
+        if portion < 100.0:  # a new shuffle per stage: the stage's seed
+            trained.append(finetune_(model, config.finetune, replace(ctx, seed=ctx.seed + stage),
+                                     after_step=[keep_frozen]))
             model.eval()
         if ctx.eval_fn is not None:
             accuracy_per_stage.append(ctx.eval_fn(model))
     bits = {name: float(config.bits) for name, _ in layers}
     details = lowbit_details(model, bits, {name: 0 for name, _ in layers})  # one exponent offset, no scales
     details.update(portions=list(config.portions), exponents={n: list(e) for n, e in exponents.items()},
-                   accuracy_per_stage=accuracy_per_stage)
+                   accuracy_per_stage=accuracy_per_stage, finetune_per_stage=trained)
     return HandlerResult(model, warnings, details)

@@ -10,21 +10,28 @@ size of everything else.
 Training uses latent float weights (Courbariaux et al. 2015): :class:`LatentWeight` wraps a
 layer and calls it with ``quantizer(weight)`` substituted (``torch.func.functional_call``),
 so gradients reach the latent weights through each technique's straight-through estimator;
-:func:`train_latent_` runs :func:`torchslim.train.fit` and writes the quantized weights back.
+:func:`train_latent_` trains them with the step's ``finetune`` section
+(:func:`torchslim.distill.finetune.finetune_`, distillation included) and writes the quantized
+weights back.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from torchslim.core.context import Context
+from torchslim.core.modules import set_submodule
 from torchslim.core.select import select_layers
+from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
+from torchslim.train import StepHook
+from torchslim.train.config import TrainConfig
 
 LOWBIT_TYPES = (nn.Conv2d, nn.Linear)
 Quantizer = Callable[[torch.Tensor], torch.Tensor]
@@ -62,28 +69,21 @@ class LatentWeight(nn.Module):
         return functional_call(self.layer, {"weight": self.quantizer(self.layer.weight)}, (x,))
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, module)
-
-
-def train_latent_(model: nn.Module, wrappers: dict[str, LatentWeight], ctx: Context, epochs: int, lr: float,
-                  after_step: Sequence[Callable] = (), optimizer: str = "sgd") -> None:
-    """Swap ``wrappers`` in, fine-tune with ``fit``, swap the layers back with quantized weights."""
-    from torchslim.train import fit
-
+def train_latent_(model: nn.Module, wrappers: dict[str, LatentWeight], ctx: Context, config: TrainConfig | None,
+                  after_step: Sequence[StepHook] = ()) -> dict[str, Any]:
+    """Swap ``wrappers`` in, train per ``config`` (nothing for None or 0 epochs), swap the layers
+    back with quantized weights; returns the training details for the step report."""
     for name, wrapper in wrappers.items():
-        _set(model, name, wrapper)
+        set_submodule(model, name, wrapper)
     try:
-        if epochs > 0:
-            fit(model, ctx.data.train, epochs=epochs, lr=lr, optimizer=optimizer, weight_decay=0.0,
-                after_step=list(after_step), seed=ctx.seed, progress=ctx.progress)
+        details = finetune_(model, config, ctx, after_step=after_step)
     finally:
         for name, wrapper in wrappers.items():
             with torch.no_grad():
                 wrapper.layer.weight.copy_(wrapper.quantizer(wrapper.layer.weight))
-            _set(model, name, wrapper.layer)
+            set_submodule(model, name, wrapper.layer)
     model.eval()
+    return details
 
 
 def size_bytes_at_bit_width(model: nn.Module, bits: dict[str, float], scales_per_layer: dict[str, int]) -> int:

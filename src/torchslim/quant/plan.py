@@ -1,18 +1,20 @@
-"""Where quantize/dequantize pairs go: a module-level plan read from the ``torch.fx`` graph.
+"""Where quantize/dequantize pairs go: a module-level plan read from the Context's capture.
 
-The quantized model must keep its original ``forward`` (so ``torchslim.save/load`` rebuild
-it from the zoo architecture), so quantization happens at module boundaries only:
+The plan reads the module graph of the one torch.export capture (``ctx.module_graph``,
+:mod:`torchslim.graph.modules`). The quantized model must keep its original ``forward`` (so
+``torchslim.save/load`` rebuild it from the zoo architecture), so quantization happens at
+module boundaries only:
 
 - every selected Conv2d / Linear becomes a quantized layer that quantizes its input and its
-  output; a ReLU/ReLU6 module that is the layer's only consumer (possibly through Identity /
-  Dropout left by BN folding) is fused into it, so ONNX Runtime sees
-  ``DQ -> Conv -> Relu -> Q`` and removes the Relu (its ReluQuantFusion) before making a
-  ``QLinearConv``;
+  output; a ReLU/ReLU6 module that is the layer's only consumer (possibly through a Dropout;
+  the Identity left by BN folding runs no op, so it is not in the graph) is fused into it, so
+  ONNX Runtime sees ``DQ -> Conv -> Relu -> Q`` and removes the Relu (its ReluQuantFusion)
+  before making a ``QLinearConv``;
 - a standalone ReLU/ReLU6 (after a residual add) quantizes its output, so the add becomes
   ``QLinearAdd``;
 - a layer whose input is another quantized output seen through value-preserving ops
-  (max-pool, flatten, identity, ReLU) reuses that output's scale and zero point, so the
-  re-quantization is exact and ONNX Runtime drops the redundant DQ -> Q pair.
+  (max-pool, flatten, view/reshape, dropout, ReLU) reuses that output's scale and zero point,
+  so the re-quantization is exact and ONNX Runtime drops the redundant DQ -> Q pair.
 
 Modules called more than once (shared weights or a reused ReLU) are left in float: one set
 of activation parameters cannot serve several call sites.
@@ -20,20 +22,20 @@ of activation parameters cannot serve several call sites.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
-import torch
-from torch import fx, nn
+from torch import nn
+
+from torchslim.graph.modules import ModuleGraph, Node
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 ACTIVATION_TYPES = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
 _TRANSPARENT_MODULES = (nn.Identity, nn.Dropout)
-# Ops that map values on a quantization grid to values on the same grid.
+# Modules and ATen ops that map values on a quantization grid to values on the same grid.
 _GRID_PRESERVING_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.Identity, nn.Dropout, nn.Flatten, nn.ReLU)
-_GRID_PRESERVING_FUNCTIONS = {torch.flatten, torch.relu, torch.nn.functional.relu, torch.nn.functional.max_pool2d,
-                              torch.nn.functional.dropout, torch.reshape}
-_GRID_PRESERVING_METHODS = {"flatten", "reshape", "view", "contiguous", "relu"}
+_GRID_PRESERVING_OPS = frozenset({"view", "reshape", "_unsafe_view", "flatten", "contiguous", "relu", "relu_",
+                                  "max_pool1d", "max_pool2d", "dropout"})
+_WITH_INDICES = frozenset({"max_pool1d_with_indices", "max_pool2d_with_indices"})
 
 
 @dataclass
@@ -48,12 +50,14 @@ class LayerPlan:
 @dataclass
 class QuantPlan:
     """``layers``: quantizable Conv2d/Linear in graph order; ``activations``: standalone ReLU(6)s;
-    ``model_outputs``: modules whose output is the model's output; ``model_inputs``: layers fed by
-    the model's input. Neither range is ever clipped: clipping logits makes top classes tie, and
-    standardised images are not bell-shaped (MNIST: a spike at the background value), which
-    misleads the entropy observer into clipping the strokes."""
+    ``modules``: the model's modules by name, as planned; ``model_outputs``: modules whose output
+    is the model's output; ``model_inputs``: layers fed by the model's input. Neither range is
+    ever clipped: clipping logits makes top classes tie, and standardised images are not
+    bell-shaped (MNIST: a spike at the background value), which misleads the entropy observer
+    into clipping the strokes."""
 
-    traced: fx.GraphModule
+    graph: ModuleGraph
+    modules: dict[str, nn.Module]
     layers: dict[str, LayerPlan] = field(default_factory=dict)
     activations: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
@@ -68,58 +72,60 @@ class QuantPlan:
     def input_sources(self, quantized: set[str]) -> dict[str, str | None]:
         """For each quantized layer, the quantized module (layer or standalone activation) whose
         output grid its input lies on, or None when the input needs its own parameters."""
-        producers: dict[fx.Node, str] = {}
-        for node in self.traced.graph.nodes:
-            if node.op != "call_module":
-                continue
-            target = str(node.target)
-            if target in quantized:
-                producers[_last_fused(node, self.layers[target])] = target
-            elif target in self.activations and target not in self._fused_activation_names():
-                producers[node] = target
-        sources: dict[str, str | None] = {}
-        for node in self.traced.graph.nodes:
-            if node.op == "call_module" and str(node.target) in quantized:
-                sources[str(node.target)] = _trace_back(node.args[0], producers, self.traced)
-        return sources
+        fused = {p.activation_module for p in self.layers.values() if p.activation_module}
+        producers: dict[Node, str] = {}
+        for name in quantized:
+            producers[self._call(self.output_module(name))] = name
+        for name in self.activations:
+            if name not in fused:
+                producers[self._call(name)] = name
+        return {name: _trace_back(self._call(name).inputs, producers, self.modules) for name in quantized}
 
-    def _fused_activation_names(self) -> set[str]:
-        return {p.activation_module for p in self.layers.values() if p.activation_module}
+    def _call(self, module: str) -> Node:
+        return self.graph.calls(module)[0]
 
 
-def _last_fused(node: fx.Node, plan: LayerPlan) -> fx.Node:
-    """The node producing the layer's output after its fused activation."""
-    while plan.activation_module and not (node.op == "call_module" and str(node.target) == plan.activation_module):
-        node = next(iter(node.users))
-    return node
-
-
-def _trace_back(node: object, producers: dict[fx.Node, str], traced: fx.GraphModule) -> str | None:
-    modules = dict(traced.named_modules())
-    while isinstance(node, fx.Node):
-        if node in producers:
-            return producers[node]
-        if node.op == "call_module" and isinstance(modules[str(node.target)], _GRID_PRESERVING_MODULES):
-            node = node.args[0]
-        elif node.op == "call_function" and node.target in _GRID_PRESERVING_FUNCTIONS:
-            node = node.args[0]
-        elif node.op == "call_method" and node.target in _GRID_PRESERVING_METHODS:
-            node = node.args[0]
-        else:
-            return None
+def _grid_source(node: Node, modules: dict[str, nn.Module]) -> Node | None:
+    """The node whose output ``node`` passes on unchanged in grid terms, or None."""
+    if len(node.inputs) != 1:
+        return None
+    (src,) = node.inputs
+    if node.kind == "call" and isinstance(modules[node.target], _GRID_PRESERVING_MODULES):
+        return src
+    if node.kind == "op" and node.op in _GRID_PRESERVING_OPS:
+        return src
+    if node.kind == "op" and node.op == "getitem" and src.kind == "op" and src.op in _WITH_INDICES \
+            and node.aten[0].args[1] == 0:  # the values of max_pool*_with_indices, not the indices
+        return src
     return None
 
 
-def build_plan(model: nn.Module, select: set[str] | None = None) -> QuantPlan:
-    """Trace ``model`` with fx and decide fusions; ``select``: layer names allowed (None: all)."""
-    traced = fx.symbolic_trace(model)
+def _trace_back(inputs: list[Node], producers: dict[Node, str], modules: dict[str, nn.Module]) -> str | None:
+    node = inputs[0] if len(inputs) == 1 else None
+    while node is not None:
+        if node in producers:
+            return producers[node]
+        node = _grid_source(node, modules)
+    return None
+
+
+def _is_input(inputs: list[Node], modules: dict[str, nn.Module]) -> bool:
+    """True when the layer's only input is a model input, possibly through grid-preserving ops."""
+    node = inputs[0] if len(inputs) == 1 else None
+    while node is not None and node.kind != "input":
+        node = _grid_source(node, modules)
+    return node is not None
+
+
+def build_plan(model: nn.Module, graph: ModuleGraph, select: set[str] | None = None) -> QuantPlan:
+    """Decide fusions on ``graph`` (``model``'s module graph); ``select``: layer names allowed (None: all)."""
     modules = dict(model.named_modules())
-    calls = Counter(str(n.target) for n in traced.graph.nodes if n.op == "call_module")
-    plan = QuantPlan(traced)
-    for node in traced.graph.nodes:
-        if node.op != "call_module":
+    calls = graph.call_counts()
+    plan = QuantPlan(graph, modules)
+    for node in graph.nodes:
+        if node.kind != "call" or node.call != 0:
             continue
-        name = str(node.target)
+        name = node.target
         module = modules[name]
         if isinstance(module, tuple(ACTIVATION_TYPES)) and calls[name] == 1:
             plan.activations[name] = ACTIVATION_TYPES[type(module)]
@@ -129,47 +135,25 @@ def build_plan(model: nn.Module, select: set[str] | None = None) -> QuantPlan:
             plan.skipped.append(name)
             continue
         layer = LayerPlan(name)
-        if _is_input(node.args[0], traced):
+        if _is_input(node.inputs, modules):
             plan.model_inputs.add(name)
         follow = node
         while len(follow.users) == 1:
-            user = next(iter(follow.users))
-            if user.op != "call_module":
+            user = follow.users[0]
+            if user.kind != "call" or calls[user.target] != 1:
                 break
-            user_module = modules[str(user.target)]
-            if isinstance(user_module, _TRANSPARENT_MODULES) and calls[str(user.target)] == 1:
+            user_module = modules[user.target]
+            if isinstance(user_module, _TRANSPARENT_MODULES):
                 follow = user
                 continue
-            if type(user_module) in ACTIVATION_TYPES and calls[str(user.target)] == 1:
+            if type(user_module) in ACTIVATION_TYPES:
                 layer.activation = ACTIVATION_TYPES[type(user_module)]
-                layer.activation_module = str(user.target)
+                layer.activation_module = user.target
             break
         plan.layers[name] = layer
-    for node in traced.graph.nodes:
-        if node.op == "output":
-            for arg in _flat(node.args):
-                source = arg
-                while isinstance(source, fx.Node) and source.op != "call_module" and source.args:
-                    source = source.args[0]
-                if isinstance(source, fx.Node) and source.op == "call_module":
-                    plan.model_outputs.add(str(source.target))
+    for source in graph.output.inputs:
+        while source.kind == "op" and source.inputs:
+            source = source.inputs[0]
+        if source.kind == "call":
+            plan.model_outputs.add(source.target)
     return plan
-
-
-def _is_input(node: object, traced: fx.GraphModule) -> bool:
-    """True when ``node`` is a model input, possibly through grid-preserving ops."""
-    modules = dict(traced.named_modules())
-    while isinstance(node, fx.Node) and node.op != "placeholder":
-        if node.op == "call_module" and isinstance(modules[str(node.target)], _GRID_PRESERVING_MODULES) or (
-                node.op in ("call_function", "call_method") and (
-                    node.target in _GRID_PRESERVING_FUNCTIONS or node.target in _GRID_PRESERVING_METHODS)):
-            node = node.args[0]
-        else:
-            return False
-    return isinstance(node, fx.Node)
-
-
-def _flat(args: object) -> list[fx.Node]:
-    flat: list[fx.Node] = []
-    fx.node.map_arg(args, lambda n: flat.append(n) or n)
-    return flat

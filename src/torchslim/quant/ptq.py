@@ -1,6 +1,7 @@
 """Post-training int8 quantization (``quant.ptq``) with real integer execution in ONNX Runtime.
 
-Steps: fold BatchNorm (``fold.bn``); plan QDQ placement on the fx graph (:mod:`.plan`);
+Steps: fold BatchNorm (``fold.bn``); plan QDQ placement on the module graph of the Context's
+torch.export capture (:mod:`.plan`);
 calibrate activation ranges on ``num_samples`` training images with an observer
 (:mod:`.observers`); replace each Conv2d/Linear by a :class:`QuantizedConv2d` /
 :class:`QuantizedLinear` holding per-channel symmetric int8 weights (Krishnamoorthi 2018,
@@ -11,8 +12,8 @@ Mixed precision (``max_accuracy_drop``): while the accuracy drop on ``ctx.eval_f
 bound, the quantized layer with the worst local SQNR (its own output error given float inputs)
 goes back to float, up to ``max_float_layers``.
 
-The report details give per-layer SQNR (dB) and the op types ONNX Runtime runs after its QDQ
-fusion (:mod:`.onnx_check`); with ``ctx.out_dir`` the int8 ONNX file is written there.
+The report details give per-layer SQNR (dB; null when exact) and the op types ONNX Runtime runs
+after its QDQ fusion (:mod:`.onnx_check`); with ``ctx.out_dir`` the int8 ONNX file is written there.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import evaluating, set_submodule
+from torchslim.core.numerics import sqnr_db
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.core.select import LayerFilter
+from torchslim.core.select import select_layers
 from torchslim.errors import UserError
 from torchslim.quant.modules import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from torchslim.quant.observers import OBSERVERS, Observer, QParams, quantize_weight, symmetric_weight_scales
-from torchslim.quant.plan import QuantPlan, build_plan
+from torchslim.quant.plan import LAYER_TYPES, QuantPlan, build_plan
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,17 @@ class PTQConfig(TechniqueConfig):
     """``observer``: minmax | percentile | mse | entropy (activations); ``percentile`` for that observer.
 
     ``act_dtype``: "uint8" (asymmetric) or "int8" (symmetric). ``num_samples``: calibration images
-    from the training split. ``max_accuracy_drop``: points (e.g. 0.3) for mixed precision, None
-    to quantize every selected layer. ``export_onnx``: write ``quant_int8.onnx`` to the run folder.
+    from the training split, run in batches of ``calibration_batch_size``. ``max_accuracy_drop``:
+    top-1 points (0.3 = three tenths of a point) for mixed precision, None to quantize every
+    selected layer; at most ``max_float_layers`` go back to float. ``export_onnx``: write
+    ``quant_ptq_int8.onnx`` to the run folder and check what ONNX Runtime runs.
     """
 
     observer: Literal["minmax", "percentile", "mse", "entropy"] = "percentile"
     percentile: float = 99.99
     act_dtype: Literal["uint8", "int8"] = "uint8"
     num_samples: int = 512
-    batch_size: int = 64
+    calibration_batch_size: int = 64
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     max_accuracy_drop: float | None = None
@@ -58,11 +63,16 @@ class PTQConfig(TechniqueConfig):
 
     def __post_init__(self) -> None:
         if self.observer not in OBSERVERS:
-            raise ValueError(f"observer must be one of {OBSERVERS}")
+            raise ValueError(f"field 'observer' must be one of {', '.join(OBSERVERS)}, got {self.observer!r}")
         if not 50.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
-        if self.num_samples < 1 or self.batch_size < 1:
-            raise ValueError("num_samples and batch_size must be >= 1")
+            raise ValueError(f"field 'percentile' must be in (50, 100], got {self.percentile}")
+        for name in ("num_samples", "calibration_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"field '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise ValueError(f"field 'max_accuracy_drop' must be >= 0 (top-1 points), got {self.max_accuracy_drop}")
+        if self.max_float_layers < 0:
+            raise ValueError(f"field 'max_float_layers' must be >= 0, got {self.max_float_layers}")
 
 
 def calibration_batches(ctx: Context, num_samples: int, batch_size: int, step: str) -> Iterator[torch.Tensor]:
@@ -84,7 +94,7 @@ class Calibration:
 
 @torch.no_grad()
 def calibrate(model: nn.Module, plan: QuantPlan, batches: Iterator[torch.Tensor], config: PTQConfig) -> Calibration:
-    """Run ``batches`` through the float ``model`` with observers hooked on the planned tensors."""
+    """Run ``batches`` through the float ``model`` (in eval mode) with observers on the planned tensors."""
     def make(unclipped: bool) -> Observer:
         return Observer("minmax" if unclipped else config.observer, config.act_dtype, config.percentile)
 
@@ -99,17 +109,13 @@ def calibrate(model: nn.Module, plan: QuantPlan, batches: Iterator[torch.Tensor]
         handles.append(model.get_submodule(name).register_forward_hook(
             lambda m, args, out, obs=obs: obs.update(out)))
     try:
-        for x in batches:
-            model(x)
+        with evaluating(model):
+            for x in batches:
+                model(x)
     finally:
         for handle in handles:
             handle.remove()
     return cal
-
-
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, module)
 
 
 def _store(scale: torch.Tensor, zero_point: torch.Tensor, q: QParams) -> None:
@@ -150,31 +156,25 @@ def convert(model: nn.Module, plan: QuantPlan, cal: Calibration, quantized: set[
             cal.inputs[name].qparams()
         new = make_quantized_layer(model.get_submodule(name), layer_plan.activation, input_q,
                                    out_q[plan.output_module(name)], act_dtype)
-        _set(model, name, new)
+        set_submodule(model, name, new)
         if layer_plan.activation_module:
-            _set(model, layer_plan.activation_module, nn.Identity())
-    fused = {plan.layers[n].activation_module for n in quantized}
+            set_submodule(model, layer_plan.activation_module, nn.Identity())
+    fused = {p.activation_module for p in plan.layers.values()}  # a float layer keeps its plain ReLU
     for name, kind in plan.activations.items():
         if name in fused or not quantized:
             continue
         act = QuantizedActivation(kind, act_dtype)
         _store(act.output_scale, act.output_zero_point, out_q[name])
-        _set(model, name, act)
+        set_submodule(model, name, act)
     return model
-
-
-def sqnr_db(reference: torch.Tensor, output: torch.Tensor) -> float:
-    """10 log10(sum ref^2 / sum (ref - out)^2); inf when exact."""
-    noise = (reference.double() - output.double()).pow(2).sum().item()
-    signal = reference.double().pow(2).sum().item()
-    return math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-30) / noise)
 
 
 @torch.no_grad()
 def local_sqnr(float_model: nn.Module, quant_model: nn.Module, plan: QuantPlan, quantized: set[str],
-               x: torch.Tensor) -> dict[str, float]:
-    """Per layer: SQNR of the quantized layer's output vs the float layer(+activation) output,
-    both fed the float model's input to that layer (each layer's own error, not accumulated)."""
+               x: torch.Tensor) -> dict[str, float | None]:
+    """Per layer: SQNR (dB, None when exact) of the quantized layer's output vs the float
+    layer(+activation) output, both fed the float model's input to that layer (each layer's
+    own error, not accumulated)."""
     captured: dict[str, list[torch.Tensor]] = {}
     handles = []
     for name in quantized:
@@ -184,55 +184,62 @@ def local_sqnr(float_model: nn.Module, quant_model: nn.Module, plan: QuantPlan, 
         handles.append(float_model.get_submodule(plan.output_module(name)).register_forward_hook(
             lambda m, args, out, n=name: captured[n].append(out)))
     try:
-        float_model(x)
+        with evaluating(float_model):
+            float_model(x)
     finally:
         for handle in handles:
             handle.remove()
-    return {name: round(sqnr_db(out, quant_model.get_submodule(name)(inp)), 2)
-            for name, (inp, out) in captured.items()}
+    sqnr = {name: sqnr_db(out, quant_model.get_submodule(name)(inp)) for name, (inp, out) in captured.items()}
+    return {name: None if v is None else round(v, 2) for name, v in sqnr.items()}
 
 
 def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str = "quant.ptq") -> HandlerResult:
     """Fold BN, calibrate and convert ``model`` in place (see module docstring)."""
     from torchslim.fold.bn import FoldBNConfig, fold_bn_
 
-    warnings = list(fold_bn_(model, FoldBNConfig(), ctx).warnings)
-    keep = LayerFilter(config.include, config.exclude)
-    selected = {n for n, m in model.named_modules() if n and keep(n, m)}
-    try:
-        plan = build_plan(model, selected)
-    except Exception as exc:  # fx raises many types on untraceable code
-        raise UserError(f"{step}: torch.fx cannot trace {type(model).__name__} ({str(exc).splitlines()[0]})") from None
+    warnings = list(fold_bn_.handler(model, FoldBNConfig(), ctx).warnings)
+    selected = {name for name, _ in select_layers(model, LAYER_TYPES, config.include, config.exclude)}
+    plan = build_plan(model, ctx.module_graph(model), selected)
     if not plan.layers:
         raise UserError(f"{step}: no Conv2d/Linear layer selected (check include/exclude)")
     warnings += [f"{name}: called more than once, left in float" for name in plan.skipped]
-    cal = calibrate(model, plan, calibration_batches(ctx, config.num_samples, config.batch_size, step), config)
+    cal = calibrate(model, plan, calibration_batches(ctx, config.num_samples, config.calibration_batch_size, step),
+                    config)
     float_model = copy.deepcopy(model)
     probe = next(calibration_batches(ctx, 8, 8, step))
     quantized = set(plan.layers)
     convert(model, plan, cal, quantized, config.act_dtype)
     sqnr = local_sqnr(float_model, model, plan, quantized, probe)
-    details: dict[str, object] = {"observer": config.observer, "act_dtype": config.act_dtype,
-                                  "quantized_layers": len(quantized), "sqnr_db": sqnr}
+    details: dict[str, object] = {"observer": config.observer, "act_dtype": config.act_dtype, "sqnr_db": sqnr}
     if config.max_accuracy_drop is not None:
-        if ctx.eval_fn is None:
-            raise UserError(f"{step}: max_accuracy_drop needs an evaluation (data with a test split)")
-        float_acc = ctx.eval_fn(float_model)
-        acc = ctx.eval_fn(model)
-        kept_float: list[str] = []
-        while 100 * (float_acc - acc) > config.max_accuracy_drop and len(kept_float) < config.max_float_layers:
-            worst = min((n for n in quantized), key=lambda n: sqnr[n])
-            quantized.discard(worst)
-            kept_float.append(worst)
-            _restore(model, float_model)
-            convert(model, plan, cal, quantized, config.act_dtype)
-            acc = ctx.eval_fn(model)
-        details.update(float_accuracy=float_acc, int8_accuracy=acc, float_layers=kept_float)
-        if 100 * (float_acc - acc) > config.max_accuracy_drop:
-            warnings.append(f"accuracy drop {100 * (float_acc - acc):.2f} points still above max_accuracy_drop "
-                            f"{config.max_accuracy_drop} with {len(kept_float)} float layers")
+        warnings += _mixed_precision_(model, float_model, plan, cal, quantized, sqnr, config, ctx, details, step)
     details["quantized_layers"] = len(quantized)
     return HandlerResult(model, warnings, details)
+
+
+def _mixed_precision_(model: nn.Module, float_model: nn.Module, plan: QuantPlan, cal: Calibration,
+                      quantized: set[str], sqnr: dict[str, float | None], config: PTQConfig, ctx: Context,
+                      details: dict[str, object], step: str) -> list[str]:
+    """Return the worst-SQNR quantized layer to float while the drop exceeds ``max_accuracy_drop``
+    (points); updates ``quantized`` and ``details``; returns warnings."""
+    if ctx.eval_fn is None:
+        raise UserError(f"{step}: max_accuracy_drop needs an evaluation (data with a test split)")
+    assert config.max_accuracy_drop is not None
+    float_acc = ctx.eval_fn(float_model)
+    acc = ctx.eval_fn(model)
+    kept_float: list[str] = []
+    while quantized and 100 * (float_acc - acc) > config.max_accuracy_drop and len(kept_float) < config.max_float_layers:
+        worst = min(sorted(quantized), key=lambda n: math.inf if sqnr[n] is None else sqnr[n])
+        quantized.discard(worst)
+        kept_float.append(worst)
+        _restore(model, float_model)
+        convert(model, plan, cal, quantized, config.act_dtype)
+        acc = ctx.eval_fn(model)
+    details.update(float_accuracy=float_acc, int8_accuracy=acc, float_layers=kept_float)
+    if 100 * (float_acc - acc) > config.max_accuracy_drop:
+        return [f"accuracy drop {100 * (float_acc - acc):.2f} points still above max_accuracy_drop "
+                f"{config.max_accuracy_drop} with {len(kept_float)} float layers"]
+    return []
 
 
 def _restore(model: nn.Module, float_model: nn.Module) -> None:
@@ -248,5 +255,7 @@ def ptq_(model: nn.Module, config: PTQConfig, ctx: Context) -> HandlerResult:
     if config.export_onnx:
         from torchslim.quant.onnx_check import export_and_check
 
-        result.details.update(export_and_check(model, ctx, "quant_ptq_int8.onnx"))
+        details, warnings = export_and_check(model, ctx, "quant_ptq_int8.onnx")
+        result.details.update(details)
+        result.warnings += warnings
     return result

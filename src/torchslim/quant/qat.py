@@ -2,7 +2,9 @@
 
 Starts from the PTQ result (runs ``quant.ptq`` first if the model has no int8 layers). Each
 :class:`QuantizedConv2d` / :class:`QuantizedLinear` becomes a :class:`QATLayer` with a float
-latent weight and the same activation quantizers; training uses :func:`torchslim.train.fit`.
+latent weight and the same activation quantizers; training is the step's ``finetune`` section
+(:func:`torchslim.distill.finetune.finetune_`, so ``finetune: {distill: kd}`` distils from the
+original model).
 At the end every layer is re-quantized into the int8 layer it came from, so the QAT model
 exports to the same QDQ graph and runs on the same ONNX Runtime integer kernels as PTQ.
 
@@ -29,10 +31,14 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
 from torchslim.quant.modules import QuantizedConv2d, QuantizedLinear, _act, fake_quant_act
-from torchslim.quant.ptq import PTQConfig, _set, quantize_model_
+from torchslim.quant.observers import OBSERVERS
+from torchslim.quant.ptq import PTQConfig, quantize_model_
+from torchslim.train.config import TrainConfig
 
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -118,20 +124,18 @@ class QATLayer(nn.Module):
 
 @dataclass(frozen=True)
 class QATConfig(TechniqueConfig):
-    """``epochs``/``lr``/``batch_size``/``optimizer``: fine-tuning (torchslim.train.fit); ``lsq``: learn
-    scales (Esser et al. 2020) instead of the plain STE; ``observer``: for the PTQ start if needed."""
+    """``finetune``: the training through fake quantization (:class:`TrainConfig`; default 2 epochs
+    of SGD at lr 0.005 without weight decay); ``lsq``: learn scales (Esser et al. 2020) instead of
+    the plain STE; ``observer``: for the PTQ start if needed."""
 
-    epochs: int = 2
-    lr: float = 0.005
-    batch_size: int = 64
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    finetune: TrainConfig = TrainConfig(epochs=2, lr=0.005, weight_decay=0.0)
     lsq: bool = False
     observer: Literal["minmax", "percentile", "mse", "entropy"] = "percentile"
     export_onnx: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.lr <= 0:
-            raise ValueError("epochs must be >= 1 and lr > 0")
+        if self.observer not in OBSERVERS:
+            raise ValueError(f"field 'observer' must be one of {', '.join(OBSERVERS)}, got {self.observer!r}")
 
 
 def _int8_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -141,8 +145,6 @@ def _int8_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 @register_technique("quant.qat", QATConfig)
 def qat_(model: nn.Module, config: QATConfig, ctx: Context) -> HandlerResult:
     """Quantization-aware fine-tuning (STE or LSQ) from the PTQ model; exports to the same int8 runtime."""
-    from torchslim.train import fit
-
     if ctx.data is None:
         raise UserError("quant.qat needs training data: set 'data:' in the recipe (or data= in compress)")
     warnings: list[str] = []
@@ -157,17 +159,19 @@ def qat_(model: nn.Module, config: QATConfig, ctx: Context) -> HandlerResult:
     wrapped = []
     for name, layer in _int8_layers(model):
         twin = QATLayer(layer, config.lsq)
-        _set(model, name, twin)
+        set_submodule(model, name, twin)
         wrapped.append((name, twin))
-    history = fit(model, ctx.data.train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
-                  optimizer=config.optimizer, weight_decay=0.0, seed=ctx.seed, progress=ctx.progress)
-    for name, twin in wrapped:
-        _set(model, name, twin.to_int8())
+    try:
+        trained = finetune_(model, config.finetune, ctx)
+    finally:
+        for name, twin in wrapped:
+            set_submodule(model, name, twin.to_int8())
     model.eval()
-    details.update(layers=len(wrapped), accuracy_before_qat=before,
-                   final_train_loss=history.train_loss[-1] if history.train_loss else None)
+    details.update(layers=len(wrapped), accuracy_before_qat=before, finetune=trained)
     if config.export_onnx:
         from torchslim.quant.onnx_check import export_and_check
 
-        details.update(export_and_check(model, ctx, "quant_qat_int8.onnx"))
+        export_details, export_warnings = export_and_check(model, ctx, "quant_qat_int8.onnx")
+        details.update(export_details)
+        warnings += export_warnings
     return HandlerResult(model, warnings, details)

@@ -22,6 +22,7 @@ from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.quant.lowbit import LatentWeight, lowbit_details, lowbit_layers, need_data, train_latent_
+from torchslim.train.config import TrainConfig
 
 
 def ternarize(w: torch.Tensor, w_p: torch.Tensor, w_n: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -35,21 +36,18 @@ def ternarize(w: torch.Tensor, w_p: torch.Tensor, w_n: torch.Tensor, threshold: 
 
 @dataclass(frozen=True)
 class TTQConfig(TechniqueConfig):
-    """``threshold``: t in Delta = t * max|W|; ``epochs``/``lr``: training of W, W_p, W_n (Adam in the paper)."""
+    """``threshold``: t in Delta = t * max|W|; ``finetune``: training of W, W_p, W_n (Adam in the
+    paper; default 3 epochs of AdamW at lr 0.001)."""
 
     threshold: float = 0.05
-    epochs: int = 3
-    lr: float = 0.001
-    optimizer: str = "adamw"
+    finetune: TrainConfig = TrainConfig(epochs=3, lr=0.001, optimizer="adamw", weight_decay=0.0)
     keep_ends: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError("optimizer must be sgd or adamw")
+            raise ValueError(f"field 'threshold' must be in (0, 1), got {self.threshold}")
 
 
 @register_technique("quant.ttq", TTQConfig)
@@ -66,9 +64,9 @@ def ttq_(model: nn.Module, config: TTQConfig, ctx: Context) -> HandlerResult:
         w_n = nn.Parameter(-w[w < -delta].mean().reshape(()) if (w < -delta).any() else torch.tensor(1e-3))
         wrappers[name] = LatentWeight(
             layer, lambda x, p=w_p, n=w_n: ternarize(x, p, n, config.threshold), {"w_p": w_p, "w_n": w_n})
-    train_latent_(model, wrappers, ctx, config.epochs, config.lr, optimizer=config.optimizer)
+    trained = train_latent_(model, wrappers, ctx, config.finetune)
     scales = {name: [round(w.extra["w_p"].item(), 6), round(w.extra["w_n"].item(), 6)] for name, w in wrappers.items()}
     sparsity = {name: round(float((layer.weight == 0).float().mean()), 4) for name, layer in layers}
     details = lowbit_details(model, {name: 2.0 for name, _ in layers}, {name: 2 for name, _ in layers})
-    details.update(scales_wp_wn=scales, zero_fraction=sparsity)
+    details.update(scales_wp_wn=scales, zero_fraction=sparsity, finetune=trained)
     return HandlerResult(model, [], details)

@@ -1,9 +1,11 @@
-"""Group lasso, iterative schedule and sensitivity analysis on a tiny task."""
+"""Group lasso, iterative schedule, sensitivity analysis and fine-tuning on a tiny task."""
 
+import copy
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -11,11 +13,14 @@ from torch.utils.data import TensorDataset
 from torchslim.core import Context
 from torchslim.data.splits import DataSplits
 from torchslim.graph import build_dependency_graph
+from torchslim.core.registry import techniques
+from torchslim.errors import UserError
 from torchslim.prune import (
     GroupLassoConfig,
     IterativePruneConfig,
     SensitivityConfig,
     group_lasso_,
+    prune_channels_,
     prune_iterative_,
     ratios_for_drop,
     sensitivity_,
@@ -46,10 +51,10 @@ def _data() -> DataSplits:
                       class_names=("a", "b", "c"), mean=(0.0,), std=(1.0,), pixel_scale=1.0)
 
 
-def _ctx(tmp_path=None) -> Context:
+def _ctx(tmp_path=None, teacher=None, eval_fn=None) -> Context:
     data = _data()
-    return Context((torch.randn(1, 1, 8, 8),), data=data, eval_fn=lambda m: evaluate(m, data.test), progress=False,
-                   out_dir=tmp_path)
+    return Context((torch.randn(1, 1, 8, 8),), data=data, eval_fn=eval_fn or (lambda m: evaluate(m, data.test)),
+                   progress=False, out_dir=tmp_path, teacher=teacher)
 
 
 def test_channel_norms_match_naive_sum():
@@ -65,33 +70,92 @@ def test_channel_norms_match_naive_sum():
 
 def test_group_lasso_removes_channels_and_keeps_the_model_working():
     model, ctx = _net(), _ctx()
-    result = group_lasso_(model, GroupLassoConfig(strength=1.5, epochs=4, lr=0.05, threshold=0.05), ctx)
-    assert sum(result.details["removed_channels"].values()) > 0
+    config = GroupLassoConfig.from_dict({"strength": 1.5, "threshold": 0.05, "finetune": {"epochs": 4, "lr": 0.05}})
+    assert config.finetune.schedule == "constant"  # merged over the step's default sparsity training
+    group_lasso_(model, config, ctx)
+    details = ctx.results[-1].details
+    assert sum(details["removed_channels"].values()) > 0
+    assert details["sparsity_training"]["epochs"] == 4
     assert model[0][0].out_channels < 16 or model[2][0].out_channels < 16
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
 
 
-def test_iterative_schedule_meets_the_target():
+def test_iterative_schedule_meets_the_target_on_one_capture_per_round(monkeypatch):
+    import torchslim.graph.export as export
+
+    captures = []
+    original = export.capture_export
+    monkeypatch.setattr(export, "capture_export", lambda *a: captures.append(1) or original(*a))
     model, ctx = _net(), _ctx()
-    result = prune_iterative_(model, IterativePruneConfig(target_macs=2.0, steps=2, epochs_per_step=1), ctx)
-    assert len(result.details["rounds"]) == 2
-    assert result.details["macs_reduction"] >= 2.0
-    assert result.details["rounds"][0]["macs_reduction"] < 2.0  # the first round cuts only part of the way
+    prune_iterative_(model, {"target_macs": 2.0, "steps": 2, "finetune": {"epochs": 1}}, ctx)
+    details = ctx.results[-1].details
+    assert len(details["rounds"]) == 2
+    assert details["macs_reduction"] >= 2.0
+    assert details["rounds"][0]["macs_reduction"] < 2.0  # the first round cuts only part of the way
+    assert details["rounds"][1]["finetune"]["epochs"] == 1
+    # Before: a capture to count the starting MACs, then one per round. Now the first round
+    # reuses the counting capture, and the second sees the pruned structure, not a stale graph.
+    assert len(captures) == 2
 
 
 def test_sensitivity_table_plot_and_ratios(tmp_path):
     model, ctx = _net(), _ctx(tmp_path)
-    result = sensitivity_(model, SensitivityConfig(ratios=(0.5, 0.75)), ctx)
-    table = result.details["table"]
+    sensitivity_(model, SensitivityConfig(ratios=(0.5, 0.75)), ctx)
+    table = ctx.results[-1].details["table"]
     assert len(table) == 2 * 2  # 2 groups x 2 ratios
     baseline = ctx.eval_fn(model)
     for row in table:
-        assert np.isclose(row["drop"], baseline - row["accuracy"])
+        assert np.isclose(row["accuracy_drop"], 100 * (baseline - row["accuracy"]))
     assert (tmp_path / "sensitivity.png").stat().st_size > 1000
     assert (tmp_path / "sensitivity.md").read_text().startswith("| group")
-    rows = [SensitivityRow("a", 8, 0.25, 0.9, 0.0, 1.1), SensitivityRow("a", 8, 0.5, 0.8, 0.1, 1.3),
-            SensitivityRow("b", 8, 0.25, 0.5, 0.4, 1.1)]
-    assert ratios_for_drop(rows, 0.05) == {"a": 0.25, "b": 0.0}
+    rows = [SensitivityRow("a", 8, 0.25, 0.9, 0.0, 1.1), SensitivityRow("a", 8, 0.5, 0.8, 10.0, 1.3),
+            SensitivityRow("b", 8, 0.25, 0.5, 40.0, 1.1)]
+    assert ratios_for_drop(rows, 5.0) == {"a": 0.25, "b": 0.0}
+
+
+def test_max_accuracy_drop_is_in_points():
+    """max_accuracy_drop: 1.0 allows one point of accuracy, not any drop (before: ``max_drop``
+    was a fraction, so 1.0 let every group lose 75%)."""
+
+    def eval_fn(m):  # 90% minus 0.2 points per removed channel: 0.25 -> 0.8, 0.5 -> 1.6, 0.75 -> 2.4 points
+        return 0.9 - 0.002 * (32 - m[0][0].out_channels - m[2][0].out_channels)
+
+    model, ctx = _net(), _ctx(eval_fn=eval_fn)
+    sensitivity_(model, {"max_accuracy_drop": 1.0}, ctx)
+    details = ctx.results[-1].details
+    assert details["group_ratios"] == {"0.0": 0.25, "2.0": 0.25}
+    assert model[0][0].out_channels == 12 and model[2][0].out_channels == 12
+    with pytest.raises(UserError, match="unknown field 'max_drop'"):
+        sensitivity_(_net(), {"max_drop": 1.0}, ctx)
+
+
+def test_prune_channels_finetune_distills_from_the_teacher():
+    teacher = _net()
+    runs = {}
+    for distill in ("none", "kd"):
+        model, ctx = copy.deepcopy(teacher), _ctx(teacher=teacher)
+        prune_channels_(model, {"ratio": 0.5, "finetune": {"epochs": 1, "distill": distill, "temperature": 2.0}}, ctx)
+        runs[distill] = (model, ctx.results[-1].details["finetune"])
+    model, details = runs["kd"]
+    assert details["distill"] == "kd" and details["temperature"] == 2.0 and details["epochs"] == 1
+    assert runs["none"][1]["distill"] == "none"
+    # Same data order, same pruned start: only the loss differs, so the weights must too.
+    assert not torch.equal(model[0][0].weight, runs["none"][0][0][0].weight)
+    with pytest.raises(UserError, match="teacher"):
+        prune_channels_(copy.deepcopy(teacher), {"finetune": {"epochs": 1, "distill": "kd"}}, _ctx())
+
+
+@pytest.mark.parametrize("name, fields, match", [
+    ("prune.iterative", {"epochs_per_step": 1}, "unknown field 'epochs_per_step'"),
+    ("prune.iterative", {"target_macs": 1.0}, "field 'target_macs' must be a reduction factor"),
+    ("prune.group_lasso", {"finetune": {"epochs": 0}}, "field 'finetune' must be at least one epoch"),
+    ("prune.group_lasso", {"lr": 0.1}, "unknown field 'lr'"),
+    ("prune.sensitivity", {"max_accuracy_drop": -1}, "field 'max_accuracy_drop' must be >= 0"),
+    ("prune.channels", {"finetune_epochs": 1}, "unknown field 'finetune_epochs'"),
+])
+def test_step_fields_are_validated_in_the_config(name, fields, match):
+    with pytest.raises(UserError, match=match):
+        techniques().get(name).config_cls.from_dict(fields, where=name)
 
 
 def test_proximal_step_soft_thresholds_whole_channels():

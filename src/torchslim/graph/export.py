@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from torchslim.core.modules import evaluating
 from torchslim.errors import UserError
 
 
@@ -47,15 +48,12 @@ def module_path(node: fx.Node) -> str:
 
 def capture_export(model: nn.Module, example_inputs: tuple[Any, ...]) -> ExportedGraph:
     """Export ``model`` on ``example_inputs`` (eval mode, real parameters untouched)."""
-    was_training = model.training
-    model.eval()
     try:
-        program = torch.export.export(model, tuple(example_inputs), strict=False)
-    except Exception as exc:  # export raises many types on untraceable code
+        with evaluating(model):  # each submodule's own train/eval flag comes back afterwards
+            program = torch.export.export(model, tuple(example_inputs), strict=False)
+    except Exception as exc:  # export raises many types (dynamo, guard, torch errors) on untraceable user code
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"torch.export could not capture {type(model).__name__} for pruning: {first}") from None
-    finally:
-        model.train(was_training)
+        raise UserError(f"torch.export could not capture {type(model).__name__}: {first}") from exc
     param_of: dict[str, str] = {}
     buffers: set[str] = set()
     user_inputs: list[str] = []

@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchslim.core.modules import evaluating
 from torchslim.errors import UserError
-from torchslim.graph.dependency import Group, ParamSlice
+from torchslim.graph.groups import Group, ParamSlice
 
 CRITERIA = ("l1", "l2", "bn_scale", "taylor", "fisher", "fpgm", "random")
 NEEDS_DATA = ("taylor", "fisher")
@@ -67,13 +68,13 @@ def _norm_scores(model: nn.Module, group: Group, p: int) -> np.ndarray:
     return total if p == 1 else np.sqrt(total)
 
 
-def _is_bn_weight(model: nn.Module, s: ParamSlice) -> bool:
+def is_bn_weight(model: nn.Module, s: ParamSlice) -> bool:
     module = model.get_submodule(s.param.rpartition(".")[0])
     return s.param.endswith("weight") and isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
 def _bn_scores(model: nn.Module, group: Group) -> np.ndarray:
-    slices = [s for s in group.slices if s.role == "affine" and _is_bn_weight(model, s)]
+    slices = [s for s in group.slices if s.role == "affine" and is_bn_weight(model, s)]
     if not slices:
         return _norm_scores(model, group, 1)
     total = np.zeros(group.channels)
@@ -138,23 +139,21 @@ def _gradient_scores(model: nn.Module, groups: list[Group], data: Any, kind: str
         raise UserError(f"importance '{kind}' needs data (a Dataset of (x, y) or batches); none was given")
     scores = {g.id: np.zeros(g.channels) for g in groups}
     count = 0
-    was_training = model.training
-    model.eval()  # BN running statistics, as at inference
     params = [p for p in model.parameters()]
     try:
-        for x, y in _batches(data, batch_size, num_batches):
-            parts = [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))] if kind == "fisher" else [(x, y)]
-            for xb, yb in parts:
-                for p in params:
-                    p.grad = None
-                loss_fn(model(xb), yb).backward()
-                for gid, g in _gate_grads(model, groups).items():
-                    scores[gid] += g ** 2
-                count += 1
+        with evaluating(model):  # BN running statistics, as at inference; each module's mode restored
+            for x, y in _batches(data, batch_size, num_batches):
+                parts = [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))] if kind == "fisher" else [(x, y)]
+                for xb, yb in parts:
+                    for p in params:
+                        p.grad = None
+                    loss_fn(model(xb), yb).backward()
+                    for gid, g in _gate_grads(model, groups).items():
+                        scores[gid] += g ** 2
+                    count += 1
     finally:
         for p in params:
             p.grad = None
-        model.train(was_training)
     if count == 0:
         raise UserError(f"importance '{kind}': the data yielded no batches")
     return {gid: s / (2 * count if kind == "fisher" else count) for gid, s in scores.items()}

@@ -2,9 +2,11 @@
 
 Step ``prune.iterative`` reaches ``target_macs`` (a reduction factor) in ``steps`` equal
 geometric stages: after stage k the model has ``target_macs ** (k / steps)`` fewer MACs than
-at the start, and each stage is followed by ``epochs_per_step`` of fine-tuning through
-:func:`torchslim.train.fit` (Han et al. 2015 and Molchanov et al. 2017 both prune this way:
-small steps let the network recover before the next cut).
+at the start, and each stage is followed by the nested ``finetune`` training (default one
+epoch at lr 0.01; Han et al. 2015 and Molchanov et al. 2017 both prune this way: small steps
+let the network recover before the next cut). Every round reads the Context's capture: the
+first round the graph that counted the starting MACs, later rounds a new capture of the
+pruned model (the cache is keyed by the model's structure).
 """
 
 from __future__ import annotations
@@ -14,54 +16,52 @@ from typing import Any, Literal
 
 from torch import nn
 
-from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
-from torchslim.prune.channels import Importance, finetune_, prune_channels_report_
+from torchslim.prune.channels import plan_and_remove_
+from torchslim.prune.config import PruneChannelsConfig, ScoredChoice, require, shared_fields
+from torchslim.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
-class IterativePruneConfig(TechniqueConfig):
-    """``steps`` prune + fine-tune rounds to ``target_macs`` x fewer MACs."""
+class IterativePruneConfig(ScoredChoice):
+    """``steps`` prune + ``finetune`` rounds to ``target_macs`` x fewer MACs (a factor > 1)."""
 
     target_macs: float = 2.0
     steps: int = 3
-    importance: Importance = "l1"
     scope: Literal["uniform", "global"] = "uniform"
-    ignore: tuple[str, ...] = ()
-    round_to: int = 1
-    epochs_per_step: int = 1
-    lr: float = 0.01
-    batch_size: int = 64
+    finetune: TrainConfig = TrainConfig(epochs=1, lr=0.01)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self, self.target_macs > 1.0, "target_macs", "a reduction factor > 1 (e.g. 2.0 for 2x fewer)")
+        require(self, self.steps >= 1, "steps", ">= 1")
+        require(self, self.scope in ("uniform", "global"), "scope", "'uniform' or 'global'")
 
 
 @register_technique("prune.iterative", IterativePruneConfig)
 def prune_iterative_(model: nn.Module, config: IterativePruneConfig, ctx: Context) -> HandlerResult:
     """Prune to target_macs in several prune / fine-tune rounds."""
-    if config.steps < 1 or config.target_macs <= 1.0:
-        raise UserError(f"steps must be >= 1 and target_macs > 1, got {config.steps}, {config.target_macs}")
-    if ctx.data is None and config.epochs_per_step > 0:
-        raise UserError("prune.iterative fine-tunes between steps and needs data (the recipe's data section)")
-    data = ctx.data.train if ctx.data is not None else None
+    if ctx.data is None and config.finetune.epochs > 0:
+        raise UserError("prune.iterative fine-tunes between rounds and needs data (the recipe's data section); "
+                        "or set finetune: {epochs: 0}")
     rounds: list[dict[str, Any]] = []
     warnings: list[str] = []
-    start_macs = current = None
+    start_macs = current = ctx.dependency_graph(model).macs()
     for k in range(1, config.steps + 1):
-        if start_macs is None:
-            from torchslim.graph import build_dependency_graph
-
-            start_macs = current = build_dependency_graph(model, ctx.example_inputs).macs()
         goal = start_macs / config.target_macs ** (k / config.steps)
-        result = prune_channels_report_(model, ctx.example_inputs, 0.5, config.importance, config.scope,
-                                        config.ignore, config.round_to, max(current / goal, 1.0 + 1e-6), None,
-                                        data=data, seed=ctx.seed + k)
+        step = PruneChannelsConfig(**shared_fields(config, ScoredChoice), scope=config.scope,
+                                   target_macs=max(current / goal, 1.0 + 1e-6))
+        result = plan_and_remove_(model, step, ctx, seed=ctx.seed + k)
         current = result.macs_after
         entry = {"step": k, **result.to_dict()}
-        entry.update(finetune_(model, ctx, config.epochs_per_step, config.lr, config.batch_size))
+        trained = finetune_(model, config.finetune, ctx)
+        if trained:
+            entry["finetune"] = trained
         rounds.append(entry)
         warnings += [w for w in result.warnings if w not in warnings]
-    ctx.invalidate_graph()
     details = {"macs_before": start_macs, "macs_after": current,
                "macs_reduction": round(start_macs / max(current, 1), 4), "rounds": rounds}
     return HandlerResult(model, warnings, details)

@@ -9,17 +9,21 @@ Step ``prune.group_lasso``:
 - ``penalty="bn_l1"`` (Liu et al. 2017, network slimming): loss += strength * sum |gamma|
   over the BatchNorm scales of the groups.
 
-Training runs through :func:`torchslim.train.fit` at a constant learning rate eta, with the
-penalty applied as a proximal step after every optimizer step (an ``after_step`` hook), which
-is what produces exact zeros (plain subgradients only shrink): group soft-thresholding
-theta_c <- theta_c * max(0, 1 - eta * strength / ||theta_c||), and for ``bn_l1``
-gamma <- sign(gamma) * max(|gamma| - eta * strength, 0). Afterwards a channel is removed when
-its group norm is below ``threshold`` x the largest in its group, or, with ``target_macs``,
-the smallest norms go first until the target is met.
+The sparsity training is the step's nested ``finetune`` section (a
+:class:`torchslim.train.TrainConfig`, default 3 epochs at a constant lr 0.02; it may distill),
+with the penalty applied as a proximal step after every optimizer step (an ``after_step``
+hook), which is what produces exact zeros (plain subgradients only shrink): with eta_t the
+learning rate of step t, group soft-thresholding theta_c <- theta_c * max(0, 1 - eta_t *
+strength / ||theta_c||), and for ``bn_l1`` gamma <- sign(gamma) * max(|gamma| - eta_t *
+strength, 0). Afterwards a channel is removed when its group norm is below ``threshold`` x
+the largest in its group, or, with ``target_macs``, the smallest norms go first until the
+target is met. The zeroed channels carry (almost) nothing, so the removal changes little;
+recover with a following ``finetune`` step if needed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -28,13 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.errors import UserError
-from torchslim.graph.dependency import Group, build_dependency_graph
-from torchslim.prune.channels import finetune_, prunable_groups, prune_channels_report_
-from torchslim.prune.importance import _is_bn_weight, tensor_of
+from torchslim.distill.finetune import finetune_
+from torchslim.graph.groups import Group
+from torchslim.prune.channels import plan_and_remove_
+from torchslim.prune.config import ChannelChoice, PruneChannelsConfig, is_factor, require, shared_fields
+from torchslim.prune.importance import is_bn_weight, tensor_of
+from torchslim.prune.plan import choose_groups
+from torchslim.train.config import TrainConfig
+from torchslim.train.optim import cosine_factor
 
 
 def channel_norms_sq(model: nn.Module, groups: list[Group], bn_only: bool = False) -> dict[int, torch.Tensor]:
@@ -45,7 +52,7 @@ def channel_norms_sq(model: nn.Module, groups: list[Group], bn_only: bool = Fals
         for s in g.slices:
             if s.param.endswith(("running_mean", "running_var")):
                 continue
-            if bn_only and not (s.role == "affine" and _is_bn_weight(model, s)):
+            if bn_only and not (s.role == "affine" and is_bn_weight(model, s)):
                 continue
             t = tensor_of(model, s.param)
             idx = torch.as_tensor(s.index, dtype=torch.long, device=t.device)
@@ -69,12 +76,15 @@ def sparsity_penalty(groups: list[Group], strength: float, penalty: str) -> Call
     return loss
 
 
-def proximal_step(groups: list[Group], step: float, penalty: str) -> Callable[..., None]:
-    """``after_step`` hook: the proximal operator of ``step`` x the penalty (see module doc)."""
+def proximal_step(groups: list[Group], step: float, penalty: str,
+                  schedule: Callable[[int], float] | None = None) -> Callable[..., None]:
+    """``after_step`` hook: the proximal operator of eta_t x the penalty (see module doc), with
+    eta_t = ``step`` x ``schedule(t)`` after optimizer step t (``schedule`` None: constant)."""
 
     @torch.no_grad()
     def hook(ctx) -> None:
         model = ctx.model
+        eta = step * (schedule(ctx.step) if schedule is not None else 1.0)
         norms = channel_norms_sq(model, groups, bn_only=penalty == "bn_l1")
         for g in groups:
             if g.id not in norms:
@@ -83,12 +93,12 @@ def proximal_step(groups: list[Group], step: float, penalty: str) -> Callable[..
                 if s.param.endswith(("running_mean", "running_var")):
                     continue
                 if penalty == "bn_l1":
-                    if not (s.role == "affine" and _is_bn_weight(model, s)):
+                    if not (s.role == "affine" and is_bn_weight(model, s)):
                         continue
                     t = tensor_of(model, s.param)
-                    t.copy_(torch.sign(t) * (t.abs() - step).clamp_min(0))
+                    t.copy_(torch.sign(t) * (t.abs() - eta).clamp_min(0))
                     continue
-                shrink = (1 - step / norms[g.id].sqrt().clamp_min(1e-12)).clamp_min(0)
+                shrink = (1 - eta / norms[g.id].sqrt().clamp_min(1e-12)).clamp_min(0)
                 t = tensor_of(model, s.param)
                 factor = shrink[torch.as_tensor(s.channel)]
                 shape = [1] * t.dim()
@@ -100,48 +110,52 @@ def proximal_step(groups: list[Group], step: float, penalty: str) -> Callable[..
 
 
 @dataclass(frozen=True)
-class GroupLassoConfig(TechniqueConfig):
-    """Sparsity-train ``epochs`` with ``penalty``, then remove channels whose norm fell below
-    ``threshold`` x the group's largest (or meet ``target_macs``), then fine-tune."""
+class GroupLassoConfig(ChannelChoice):
+    """Sparsity-train per ``finetune`` with ``penalty`` x ``strength``, then remove channels whose
+    norm fell below ``threshold`` x the group's largest (or meet ``target_macs``, a factor > 1)."""
 
     penalty: Literal["group_lasso", "bn_l1"] = "group_lasso"
     strength: float = 1e-3
-    epochs: int = 3
-    lr: float = 0.02
-    batch_size: int = 64
     threshold: float = 0.05
     target_macs: float | None = None
-    ignore: tuple[str, ...] = ()
-    round_to: int = 1
-    max_group_ratio: float = 0.9
-    finetune_epochs: int = 0
+    finetune: TrainConfig = TrainConfig(epochs=3, lr=0.02, schedule="constant")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self, self.penalty in ("group_lasso", "bn_l1"), "penalty", "'group_lasso' or 'bn_l1'")
+        require(self, self.strength >= 0, "strength", ">= 0")
+        require(self, 0.0 <= self.threshold < 1.0, "threshold", "in [0, 1)")
+        require(self, is_factor(self.target_macs), "target_macs", "a reduction factor > 1 (e.g. 2.0 for 2x fewer)")
+        require(self, self.finetune.epochs >= 1, "finetune", "at least one epoch of sparsity training")
+
+
+def _schedule(config: TrainConfig, examples: int) -> Callable[[int], float] | None:
+    """The lr multiplier of ``torchslim.train.fit`` after step t (None when constant)."""
+    if config.schedule == "constant":
+        return None
+    total = config.epochs * math.ceil(examples / config.batch_size)
+    return lambda t: cosine_factor(t, total)
 
 
 @register_technique("prune.group_lasso", GroupLassoConfig)
 def group_lasso_(model: nn.Module, config: GroupLassoConfig, ctx: Context) -> HandlerResult:
     """Group-lasso (or BN-L1) sparsity training, then remove the channels it zeroed."""
-    if ctx.data is None:
-        raise UserError("prune.group_lasso needs data (the recipe's data section)")
-    if config.strength < 0 or config.epochs < 1:
-        raise UserError(f"strength must be >= 0 and epochs >= 1, got {config.strength}, {config.epochs}")
-    from torchslim.train import fit
-
-    graph = build_dependency_graph(model, ctx.example_inputs)
-    groups = prunable_groups(graph, config.ignore)
-    fit(model, ctx.data.train, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, seed=ctx.seed,
-        schedule="constant", after_step=[proximal_step(groups, config.lr * config.strength, config.penalty)],
-        progress=ctx.progress)
+    graph = ctx.dependency_graph(model)
+    groups = choose_groups(model, graph, config)
+    train = config.finetune
+    examples = len(ctx.data.train) if ctx.data is not None else 0
+    prox = proximal_step(groups, train.effective_lr * config.strength, config.penalty, _schedule(train, examples))
+    trained = finetune_(model, train, ctx, after_step=[prox])
     with torch.no_grad():
         norms = {gid: v.sqrt().cpu().double().numpy() for gid, v in
                  channel_norms_sq(model, groups, bn_only=config.penalty == "bn_l1").items()}
     scores = {g.id: norms.get(g.id, np.ones(g.channels)) for g in groups}
-    group_ratios = None
+    group_ratios = {}
     if config.target_macs is None:
         group_ratios = {g.name: float(np.mean(scores[g.id] <= config.threshold * scores[g.id].max())) for g in groups}
-    result = prune_channels_report_(model, ctx.example_inputs, 0.0, "l1", "global", config.ignore, config.round_to,
-                                    config.target_macs, None, max_group_ratio=config.max_group_ratio,
-                                    group_ratios=group_ratios, graph=graph, scores=scores)
-    ctx.invalidate_graph()
-    details = result.to_dict()
-    details.update(finetune_(model, ctx, config.finetune_epochs, config.lr, config.batch_size))
+    removal = PruneChannelsConfig(**shared_fields(config, ChannelChoice), ratio=0.0, scope="global",
+                                  target_macs=config.target_macs,
+                                  group_ratios={k: min(v, config.max_group_ratio) for k, v in group_ratios.items()})
+    result = plan_and_remove_(model, removal, ctx, graph=graph, scores=scores)
+    details = {**result.to_dict(), "sparsity_training": trained}
     return HandlerResult(model, result.warnings, details)

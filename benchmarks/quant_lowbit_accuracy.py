@@ -1,7 +1,7 @@
 """Claims: INQ 5-bit within 0.5 points of float, TTQ within 2 points, binary reported honestly;
 plus uniform k-bit (k = 2..8) and int8 QAT (STE and LSQ) on MNIST-5k.
 
-Each model is trained once (torchslim.train.fit, cached by quant_common), then every technique
+Each model is trained once (torchslim.train.fit, cached by quant_trained_models), then every technique
 starts from a copy of it. Accuracy is top-1 on the 750-image test split; size is the weights
 at their real bit width (see torchslim.quant.lowbit: execution stays float).
 
@@ -14,12 +14,13 @@ import argparse
 import copy
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quant_common import accuracy, machine, mnist, trained  # noqa: E402
+from quant_trained_models import accuracy, machine, mnist, trained  # noqa: E402
 
 from torchslim.core import Context  # noqa: E402
 from torchslim.quant import (  # noqa: E402
@@ -36,21 +37,25 @@ from torchslim.quant import (  # noqa: E402
     ttq_,
     uniform_,
 )
+from torchslim.train import TrainConfig  # noqa: E402
 
 
 def steps(name: str) -> list[tuple[str, object]]:
     epochs = 2 if name == "lenet5" else 1
     runs: list[tuple[str, object]] = [(f"uniform {k}-bit (no training)", UniformConfig(bits=k)) for k in (8, 6, 5, 4, 3, 2)]
-    runs += [(f"uniform {k}-bit + STE {epochs} ep", UniformConfig(bits=k, epochs=epochs)) for k in (4, 2)]
+    ste = TrainConfig(epochs=epochs, lr=0.005, weight_decay=0.0)
+    runs += [(f"uniform {k}-bit + STE {epochs} ep", UniformConfig(bits=k, finetune=ste)) for k in (4, 2)]
+    latent = replace(TTQConfig().finetune, epochs=2 * epochs)  # AdamW, lr 0.001 (binary: the same default)
+    qat = replace(QATConfig().finetune, epochs=1)
     runs += [
-        ("INQ 5-bit (50/75/87.5/100%)", INQConfig(bits=5, epochs_per_stage=1)),
-        ("INQ 4-bit (50/75/87.5/100%)", INQConfig(bits=4, epochs_per_stage=1)),
-        (f"TTQ ternary, {2 * epochs} ep", TTQConfig(epochs=2 * epochs)),
-        (f"BinaryConnect (+alpha), {2 * epochs} ep", BinaryConfig(method="binaryconnect", epochs=2 * epochs)),
-        (f"XNOR-Net, {2 * epochs} ep", BinaryConfig(method="xnor", epochs=2 * epochs)),
-        ("int8 PTQ", "ptq"),
-        ("int8 QAT (STE), 1 ep", QATConfig(epochs=1, export_onnx=False)),
-        ("int8 QAT (LSQ), 1 ep", QATConfig(epochs=1, lsq=True, export_onnx=False)),
+        ("INQ 5-bit (50/75/87.5/100%)", INQConfig(bits=5)),
+        ("INQ 4-bit (50/75/87.5/100%)", INQConfig(bits=4)),
+        (f"TTQ ternary, {2 * epochs} ep", TTQConfig(finetune=latent)),
+        (f"BinaryConnect (+alpha), {2 * epochs} ep", BinaryConfig(method="binaryconnect", finetune=latent)),
+        (f"XNOR-Net, {2 * epochs} ep", BinaryConfig(method="xnor", finetune=latent)),
+        ("int8 PTQ", PTQConfig(export_onnx=False)),
+        ("int8 QAT (STE), 1 ep", QATConfig(finetune=qat, export_onnx=False)),
+        ("int8 QAT (LSQ), 1 ep", QATConfig(finetune=qat, lsq=True, export_onnx=False)),
     ]
     return runs
 
@@ -62,7 +67,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(machine())
     rows = []
-    handlers = {UniformConfig: uniform_, INQConfig: inq_, TTQConfig: ttq_, BinaryConfig: binary_, QATConfig: qat_}
+    techniques = {UniformConfig: uniform_, INQConfig: inq_, TTQConfig: ttq_, BinaryConfig: binary_, QATConfig: qat_,
+                  PTQConfig: ptq_}
     for name in args.models.split(","):
         data = mnist(name)
         model = trained(name, data)
@@ -73,12 +79,9 @@ def main() -> None:
             work = copy.deepcopy(model)
             ctx = Context((x,), data=data, progress=False, seed=0)
             start = time.perf_counter()
-            if config == "ptq":
-                result = ptq_(work, PTQConfig(export_onnx=False), ctx)
-            else:
-                result = handlers[type(config)](work, config, ctx)
+            work = techniques[type(config)](work, config, ctx)
             acc = accuracy(work, data)
-            ratio = result.details.get("compression_ratio")
+            ratio = ctx.results[-1].details.get("compression_ratio")
             rows.append((name, label, acc, fp32 - acc, ratio, time.perf_counter() - start))
             print(rows[-1], flush=True)
     print("\n| model | technique | top-1 % | drop (points) | weights size vs fp32 | seconds |")

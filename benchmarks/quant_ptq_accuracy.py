@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quant_common import accuracy, machine, mnist, trained  # noqa: E402
+from quant_trained_models import accuracy, machine, mnist, trained  # noqa: E402
 
 from torchslim.core import Context  # noqa: E402
 from torchslim.quant import PTQConfig, ptq_  # noqa: E402

@@ -64,11 +64,12 @@ def main() -> None:
         if name == "vit":
             dynamic_(int8, DynamicConfig(export_onnx=False), ctx)
         else:
-            ptq_(int8, PTQConfig(observer="minmax", num_samples=16, batch_size=8, export_onnx=False), ctx)
+            ptq_(int8, PTQConfig(observer="minmax", num_samples=16, calibration_batch_size=8, export_onnx=False), ctx)
         quant_s = time.perf_counter() - start
-        check = export_and_check(int8, ctx, "int8.onnx")
+        check, warnings = export_and_check(int8, ctx, "int8.onnx")
         print(f"{name}: quantized in {quant_s:.1f} s; ORT integer ops {check['ort_integer_ops']}, "
-              f"float Conv/Gemm/MatMul {check['ort_float_compute_ops']}")
+              f"float Conv/Gemm/MatMul {check['ort_float_compute_ops']}, exporter {check['onnx_exporter']}"
+              + "".join(f"\n  warning: {w}" for w in warnings))
         for batch in map(int, args.batches.split(",")):
             budget = 1.0 if name != "vgg16" or batch == 1 else 0.1  # VGG-16 b16: ~250 GMACs per call
             fp32_ms, int8_ms, ratios = [], [], []

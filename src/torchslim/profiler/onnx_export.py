@@ -145,8 +145,8 @@ def export_onnx(
 
     With ``dynamic_batch`` dim 0 of every input and output is symbolic ("batch"), so one
     file serves any batch size. The write is atomic: a reader sees the old file or the
-    complete new one; its metadata names the exporter that wrote it (:func:`onnx_provenance`). The exporters' chatter is suppressed; on failure it is attached to
-    the exception as a note.
+    complete new one; its metadata names the exporter that wrote it (:func:`onnx_provenance`).
+    The exporters' chatter is suppressed; on failure it is attached to the exception as a note.
     """
     inputs = as_input_tuple(example_inputs)
     path = Path(path)

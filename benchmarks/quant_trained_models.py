@@ -1,4 +1,5 @@
-"""Shared by the quant benchmarks: MNIST-5k splits and LeNet-5 / ResNet-20 trained on them.
+"""The trained models the quant accuracy benchmarks start from: MNIST-5k splits and LeNet-5 /
+ResNet-20 trained on them.
 
 Trained models are cached (torchslim.save) under the system temp folder, keyed by name and
 epochs, so several benchmark scripts reuse one training run.

@@ -186,3 +186,18 @@ def test_reads_the_context_capture_of_the_current_model():
     fold_bn_(model, None, ctx)
     assert ctx.results[-1].details["folded"] == [["0", "2"]]
     torch.testing.assert_close(model(x), ref, atol=1e-6, rtol=0)
+
+
+def test_linear_on_a_3d_input_is_not_folded_into_the_next_batchnorm():
+    """BatchNorm1d normalises dim 1 of (N, L, C), the Linear's features are dim 2; with L == C the
+    channel check passed and the old fold was wrong (max error 1.64)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).eval()
+    torch.manual_seed(0)
+    model[1].running_mean.uniform_(-1, 1)
+    model[1].running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 4, 4)
+    ref = model(x)
+    result = _fold(model, x)
+    assert result.details["folded"] == []
+    assert "1: BatchNorm after Linear 0 with a 3-D output, not folded" in result.warnings
+    torch.testing.assert_close(model(x), ref, atol=0, rtol=0)

@@ -14,8 +14,9 @@ Pairs are found on the module graph of the Context's torch.export capture
 that output, and each of the two modules runs once (folding into a conv called twice would
 change its other call). When torch.export cannot capture the model, only consecutive children
 of plain ``nn.Sequential`` containers are folded (their dataflow is the container's order),
-and a warning says so: fewer folds, never a wrong one. ConvTranspose (out channels on dim 1)
-is left alone and named in a warning.
+and a warning says so: fewer folds, never a wrong one. A Linear is folded only when its output
+is (N, C) (BatchNorm1d on (N, L, C) normalises L, not the Linear's features), which needs the
+capture's shapes. ConvTranspose (out channels on dim 1) is left alone and named in a warning.
 """
 
 from __future__ import annotations
@@ -80,12 +81,18 @@ def sequential_pairs(model: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
-def _candidate_pairs(model: nn.Module, ctx: Context) -> tuple[list[tuple[str, str]], list[str]]:
+def _candidate_pairs(model: nn.Module, ctx: Context) -> tuple[list[tuple[str, str, int | None]], list[str]]:
+    """(producer, consumer, number of dims of the producer's output or None if unknown), warnings."""
     try:
-        return ctx.module_graph(model).exclusive_edges(), []
+        graph = ctx.module_graph(model)
     except UserError as exc:
-        return sequential_pairs(model), [f"{exc}; folded BatchNorm only between consecutive children "
-                                         "of nn.Sequential containers"]
+        return [(a, b, None) for a, b in sequential_pairs(model)], [
+            f"{exc}; folded BatchNorm only between consecutive children of nn.Sequential containers"]
+    pairs = []
+    for producer, consumer in graph.exclusive_edges():
+        value = graph.calls(producer)[0].aten[-1].meta.get("val")
+        pairs.append((producer, consumer, value.dim() if isinstance(value, torch.Tensor) else None))
+    return pairs, []
 
 
 @register_technique("fold.bn", FoldBNConfig)
@@ -95,7 +102,7 @@ def fold_bn_(model: nn.Module, config: FoldBNConfig, ctx: Context) -> HandlerRes
     pairs, warnings = _candidate_pairs(model, ctx)
     keep = LayerFilter(exclude=config.exclude)
     folded: list[list[str]] = []
-    for producer, consumer in pairs:
+    for producer, consumer, ndim in pairs:
         layer, bn = model.get_submodule(producer), model.get_submodule(consumer)
         if not isinstance(bn, _BN):
             continue
@@ -104,6 +111,11 @@ def fold_bn_(model: nn.Module, config: FoldBNConfig, ctx: Context) -> HandlerRes
                 warnings.append(f"{consumer}: BatchNorm after ConvTranspose {producer} not folded")
             continue
         if not (keep(producer, layer) and keep(consumer, bn)):
+            continue
+        if isinstance(layer, nn.Linear) and ndim != 2:
+            # BN normalises dim 1; a Linear's features are the last dim, the same one only for (N, C)
+            shape = "of unknown shape (no capture)" if ndim is None else f"{ndim}-D"
+            warnings.append(f"{consumer}: BatchNorm after Linear {producer} with a {shape} output, not folded")
             continue
         if bn.running_mean is None or bn.weight is not None and bn.weight.shape[0] != layer.weight.shape[0]:
             warnings.append(f"{consumer}: BatchNorm without running stats or channel mismatch, not folded")

@@ -16,9 +16,11 @@ the view module-level rewrites need (BN folding, int8 placement):
   the state-dict names a node reads are in ``params``.
 
 Modules that run no ATen op (``nn.Identity``) do not appear: their input flows straight to
-their users. Hand-written because torch.export has no module-level view; ``torch.fx``'s
-``call_module`` nodes were that view, but a second, shape-free capture of the model beside
-torch.export's is what this module replaces.
+their users. A second op of the same kind in one scope is ``@1``, ``@2`` ... (``view@1``).
+
+Hand-written: torch.export has no module-level view. ``torch.fx.symbolic_trace`` has one
+(``call_module`` nodes), but it is a second, shape-free capture of the model; deriving the
+view from the Context's one capture keeps every technique on the same graph.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Trains the zoo's ResNet-20 on the bundled 5,000 real MNIST digits (3,500 train / 500 val /
 1,000 test, zero-padded to 32x32, 1 channel), then for each importance criterion prunes a
-copy to ``target_macs=2`` (uniform scope) and fine-tunes it for ``--finetune`` epochs through
-``torchslim.train.fit``. Every criterion starts from the same trained weights and prunes to
-the same MAC budget, so the table compares criteria at equal MACs.
+copy to ``target_macs=2`` (uniform scope) with ``prune_channels_`` and fine-tunes it for
+``--finetune`` epochs with the ``finetune`` step (lr 0.01; the same training a nested
+``finetune:`` section runs). Every criterion starts from the same trained weights and prunes
+to the same MAC budget, so the table compares criteria at equal MACs.
 
     .venv/bin/python benchmarks/prune_accuracy.py [--epochs 6] [--finetune 2]
 """
@@ -20,9 +21,11 @@ import warnings
 
 import torch
 
+from torchslim.core import Context
 from torchslim.data import load_dataset
+from torchslim.distill.finetune import finetune_step_
 from torchslim.profiler import profile_model
-from torchslim.prune import prune_channels_report_
+from torchslim.prune import prune_channels_
 from torchslim.train import evaluate, fit
 from torchslim.zoo import create_model
 
@@ -47,17 +50,19 @@ def main() -> None:
     base_macs = profile_model(model, (x,)).macs
     # The fair reference: the unpruned model fine-tuned for the same extra epochs.
     ref = copy.deepcopy(model)
-    fit(ref, data.train, epochs=args.finetune, lr=0.01, seed=1, progress=False)
+    recovery = {"epochs": args.finetune, "lr": 0.01}
+    finetune_step_(ref, recovery, Context((x,), data=data, seed=1, progress=False))
     ref_acc = evaluate(ref, data.test)
     rows = []
     for criterion in args.criteria.split(","):
         work = copy.deepcopy(model)
         t = time.perf_counter()
-        prune_channels_report_(work, (x,), importance=criterion, target_macs=args.target_macs, data=data.train,
-                               num_batches=4)
+        prune_channels_(work, {"importance": criterion, "target_macs": args.target_macs, "num_batches": 4},
+                        Context((x,), data=data, seed=0, progress=False))
         prune_s = time.perf_counter() - t
         pruned_acc = evaluate(work, data.test)
-        fit(work, data.train, epochs=args.finetune, lr=0.01, seed=1, progress=False)
+        # A separate step rather than a nested finetune section, to score the cut first.
+        finetune_step_(work, recovery, Context((x,), data=data, seed=1, progress=False))
         macs = profile_model(work, (x,)).macs
         rows.append((criterion, base_macs / macs, pruned_acc, evaluate(work, data.test), prune_s))
     print(f"# machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {args.threads}")

@@ -25,8 +25,9 @@ import warnings
 import numpy as np
 import torch
 
+from torchslim.core import Context
 from torchslim.profiler import export_onnx, onnx_session, profile_model
-from torchslim.prune import prune_channels_report_
+from torchslim.prune import prune_channels_
 from torchslim.zoo import create_model
 
 ROUNDS = 3
@@ -84,7 +85,7 @@ def main() -> None:
             macs0 = profile_model(base, (x1,)).macs
             for round_to in [int(r) for r in args.round_to.split(",")]:
                 pruned = copy.deepcopy(base)
-                prune_channels_report_(pruned, (x1,), target_macs=2.0, round_to=round_to)
+                prune_channels_(pruned, {"target_macs": 2.0, "round_to": round_to}, Context((x1,)))
                 reduction = macs0 / profile_model(pruned, (x1,)).macs
                 runs = _runners(pruned, x1, args.threads, tmp, f"{name}-{round_to}")
                 for runtime in ("eager", "onnxruntime"):

@@ -208,3 +208,23 @@ def test_each_module_keeps_its_own_train_mode(importance):
     prune_channels_(model, {"ratio": 0.5, "importance": importance}, ctx)
     assert model.conv.out_channels == 4
     assert model.training and model.body.training and not model.bn.training
+
+
+class ConstantWidth(nn.Module):
+    """Reads its channel count from a constant: pruning ``a`` cannot be seen in the graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.fc = nn.Conv2d(3, 8, 1), nn.Linear(8, 2)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.fc(y.reshape(y.size(0), 8, -1).mean(-1))
+
+
+def test_a_pruned_model_that_no_longer_runs_is_a_one_line_error_naming_the_module():
+    with pytest.raises(UserError, match="pruned model no longer runs in 'fc' .*'ignore'") as info:
+        prune(ConstantWidth().eval(), torch.randn(1, 3, 4, 4), ratio=0.5)
+    assert "\n" not in str(info.value) and isinstance(info.value.__cause__, RuntimeError)
+    model, _ = prune(ConstantWidth().eval(), torch.randn(1, 3, 4, 4), ratio=0.5, ignore=["a"])
+    assert model.a.out_channels == 8

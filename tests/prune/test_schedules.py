@@ -170,3 +170,20 @@ def test_proximal_step_soft_thresholds_whole_channels():
         expected = (before - step).clamp_min(0)  # ||prox(theta_c)|| = max(||theta_c|| - step, 0)
         torch.testing.assert_close(channel_norms_sq(model, [g])[g.id].sqrt(), expected, atol=1e-5, rtol=1e-5)
         assert int((expected == 0).sum()) >= g.channels // 2
+
+
+def test_proximal_step_follows_the_learning_rate_schedule():
+    """eta_t = step x schedule(t): at a cosine factor of 0.5 the threshold halves."""
+    from torchslim.prune import proximal_step
+    from torchslim.train.optim import cosine_factor
+
+    graph = build_dependency_graph(_net(), (torch.randn(1, 1, 8, 8),))
+    g = graph.groups[0]
+    model = _net()
+    before = channel_norms_sq(model, [g])[g.id].detach().sqrt()
+    step = float(before.median())
+    assert cosine_factor(50, 100) == pytest.approx(0.5)
+    hook = proximal_step([g], step, "group_lasso", schedule=lambda t: cosine_factor(t, 100))
+    hook(type("C", (), {"model": model, "step": 50})())
+    torch.testing.assert_close(channel_norms_sq(model, [g])[g.id].sqrt(), (before - step / 2).clamp_min(0),
+                               atol=1e-5, rtol=1e-5)

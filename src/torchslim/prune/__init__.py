@@ -1,20 +1,17 @@
 """Structural pruning: remove channels, filters and attention heads across coupled layers.
 
-``prune_channels_(model, example_inputs, ratio=0.5, importance="l1")`` and the recipe steps
-``prune.channels``, ``prune.group_lasso``, ``prune.iterative``, ``prune.sensitivity``; see docs/prune.md.
+Structural steps ``prune.channels``, ``prune.group_lasso``, ``prune.iterative``,
+``prune.sensitivity``, each also a Python call ``prune_channels_(model, PruneChannelsConfig(...), ctx)``
+(config or mapping; what it did in ``ctx.results[-1]``); see docs/prune.md.
 """
 
-from torchslim.prune.channels import (
-    PruneChannelsConfig,
-    PruneResult,
-    prune_channels_,
-    prune_channels_report_,
-    select_channels,
-)
+from torchslim.prune.channels import prune_channels_
+from torchslim.prune.config import PruneChannelsConfig
 from torchslim.prune.importance import CRITERIA, group_importance
 from torchslim.prune.iterative import IterativePruneConfig, prune_iterative_
 from torchslim.prune.lasso import GroupLassoConfig, group_lasso_, proximal_step, sparsity_penalty
-from torchslim.prune.sensitivity import SensitivityConfig, plot_sensitivity, ratios_for_drop, sensitivity, sensitivity_
+from torchslim.prune.plan import select_channels
+from torchslim.prune.sensitivity import SensitivityConfig, plot_sensitivity, ratios_for_drop, sensitivity_
 from torchslim.prune.surgery import remove_channels_
 
 __all__ = [
@@ -22,11 +19,9 @@ __all__ = [
     "GroupLassoConfig",
     "IterativePruneConfig",
     "PruneChannelsConfig",
-    "PruneResult",
     "group_importance",
     "proximal_step",
     "prune_channels_",
-    "prune_channels_report_",
     "SensitivityConfig",
     "group_lasso_",
     "plot_sensitivity",
@@ -34,7 +29,6 @@ __all__ = [
     "ratios_for_drop",
     "remove_channels_",
     "select_channels",
-    "sensitivity",
     "sensitivity_",
     "sparsity_penalty",
 ]

@@ -51,7 +51,8 @@ def capture_export(model: nn.Module, example_inputs: tuple[Any, ...]) -> Exporte
     try:
         with evaluating(model):  # each submodule's own train/eval flag comes back afterwards
             program = torch.export.export(model, tuple(example_inputs), strict=False)
-    except Exception as exc:  # export raises many types (dynamo, guard, torch errors) on untraceable user code
+    except (RuntimeError, TypeError, ValueError, AssertionError, NotImplementedError) as exc:
+        # what tracing the user's forward raises (data-dependent guards are RuntimeErrors)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"torch.export could not capture {type(model).__name__}: {first}") from exc
     param_of: dict[str, str] = {}

@@ -27,8 +27,11 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-# Importing the rule modules registers their rules in RULES.
-from torchslim.graph import elementwise_rules, layer_rules, reduction_rules, shape_rules  # noqa: F401
+# Importing a rule module registers its rules in RULES.
+import torchslim.graph.elementwise_rules  # noqa: F401
+import torchslim.graph.layer_rules  # noqa: F401
+import torchslim.graph.reduction_rules  # noqa: F401
+import torchslim.graph.shape_rules  # noqa: F401
 from torchslim.graph.elements import ElementLinks
 from torchslim.graph.export import ExportedGraph, capture_export, module_path
 from torchslim.graph.groups import Group, ParamSlice, make_groups

@@ -57,3 +57,18 @@ def one_torch_thread():
 def zoo_model(request: pytest.FixtureRequest) -> tuple[str, nn.Module, torch.Tensor]:
     model, x = small_model(request.param)
     return request.param, model, x
+
+
+@pytest.fixture
+def tiny_data():
+    """256 train / 64 val random 28x28 images labelled by a fixed linear teacher (learnable, fast),
+    shaped like :class:`torchslim.data.DataSplits` (train, val, test, num_classes, input_shape)."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import TensorDataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 1, 28, 28, generator=gen)
+    y = (x.flatten(1) @ torch.randn(784, 10, generator=gen)).argmax(1)
+    return SimpleNamespace(train=TensorDataset(x[:256], y[:256]), val=TensorDataset(x[256:], y[256:]),
+                           test=TensorDataset(x[256:], y[256:]), num_classes=10, input_shape=(1, 28, 28))

@@ -28,7 +28,7 @@ from tests.conftest import SMALL_ZOO, small_model
 # Only to keep the suite fast; never to dodge a failure.
 FAST: dict[str, dict] = {
     "quant.ptq": {"num_samples": 16, "batch_size": 16},
-    "quant.clipq": {"calibration_samples": 16},
+    "quant.clipq": {"calibration_samples": 16, "clip_rates": [0.9], "bits": [3]},  # scoring: layers x grid forwards
     "quant.kmeans": {"iterations": 5},
     "prune.sensitivity": {"ratios": [0.5]},
     "prune.iterative": {"steps": 2},

@@ -104,12 +104,12 @@ def test_interrupted_compression_resumes_after_the_last_finished_step(tmp_path, 
 
     from torchslim.core.registry import TECHNIQUES
 
-    recipe = parse_recipe({**RECIPE, "steps": ["fold.bn", {"deepcomp.prune": {"sparsity": 0.5, "epochs": 1}}],
+    recipe = parse_recipe({**RECIPE, "steps": ["fold.bn", {"prune.magnitude": {"sparsity": 0.5, "finetune": {"epochs": 1}}}],
                            "measure": {"runtimes": []}}, "r.yaml")
     clean = run_recipe(recipe, tmp_path / "clean", progress=False)
 
-    original = TECHNIQUES.get("deepcomp.prune")
-    calls = {"fold.bn": 0, "deepcomp.prune": 0}
+    original = TECHNIQUES.get("prune.magnitude")
+    calls = {"fold.bn": 0, "prune.magnitude": 0}
     fold = TECHNIQUES.get("fold.bn")
 
     def counting(technique, die):
@@ -121,15 +121,15 @@ def test_interrupted_compression_resumes_after_the_last_finished_step(tmp_path, 
         return dataclasses.replace(technique, handler=handler)
 
     monkeypatch.setitem(TECHNIQUES._entries, "fold.bn", counting(fold, die=False))
-    monkeypatch.setitem(TECHNIQUES._entries, "deepcomp.prune", counting(original, die=True))
+    monkeypatch.setitem(TECHNIQUES._entries, "prune.magnitude", counting(original, die=True))
     with pytest.raises(KeyboardInterrupt):
         run_recipe(recipe, tmp_path / "cut", progress=False)
-    assert calls == {"fold.bn": 1, "deepcomp.prune": 1}
+    assert calls == {"fold.bn": 1, "prune.magnitude": 1}
 
-    monkeypatch.setitem(TECHNIQUES._entries, "deepcomp.prune", counting(original, die=False))
+    monkeypatch.setitem(TECHNIQUES._entries, "prune.magnitude", counting(original, die=False))
     resumed = run_recipe(recipe, tmp_path / "cut", progress=False)
-    assert calls == {"fold.bn": 1, "deepcomp.prune": 2}  # fold.bn was not redone
-    assert [s.technique for s in resumed.steps] == ["fold.bn", "deepcomp.prune"]
+    assert calls == {"fold.bn": 1, "prune.magnitude": 2}  # fold.bn was not redone
+    assert [s.technique for s in resumed.steps] == ["fold.bn", "prune.magnitude"]
     assert resumed.steps[0].after.accuracy == clean.steps[0].after.accuracy
     assert resumed.final.accuracy == clean.final.accuracy
     a, b = load(tmp_path / "clean" / "model"), load(tmp_path / "cut" / "model")

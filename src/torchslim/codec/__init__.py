@@ -9,16 +9,19 @@ canonical Huffman or rANS, whichever is smallest.
 """
 
 from torchslim.codec.container import FORMAT_VERSION, MAGIC, decode_model, decode_state_dict, encode_bytes, write_model
+from torchslim.codec.encode import EncodeConfig, encode_
 from torchslim.codec.table import summarize
 from torchslim.codec.tensor import TensorStats, decode_tensor, encode_tensor
 
 __all__ = [
+    "EncodeConfig",
     "FORMAT_VERSION",
     "MAGIC",
     "TensorStats",
     "decode_model",
     "decode_state_dict",
     "decode_tensor",
+    "encode_",
     "encode_bytes",
     "encode_tensor",
     "summarize",

@@ -127,7 +127,8 @@ BUILTIN_TECHNIQUE_MODULES = (
     "torchslim.quant",
     "torchslim.lowrank",
     "torchslim.distill",
-    "torchslim.deepcomp",
+    "torchslim.share",
+    "torchslim.codec",
 )
 
 

@@ -10,8 +10,10 @@ from torchslim.prune.config import PruneChannelsConfig
 from torchslim.prune.importance import CRITERIA, group_importance
 from torchslim.prune.iterative import IterativePruneConfig, prune_iterative_
 from torchslim.prune.lasso import GroupLassoConfig, group_lasso_, proximal_step, sparsity_penalty
+from torchslim.prune.magnitude import PruneMagnitudeConfig, prune_magnitude_
 from torchslim.prune.plan import select_channels
 from torchslim.prune.sensitivity import SensitivityConfig, plot_sensitivity, ratios_for_drop, sensitivity_
+from torchslim.prune.sparse_linear import SparseLinear, SparseLinearConfig, sparse_linear_
 from torchslim.prune.surgery import remove_channels_
 
 __all__ = [
@@ -19,10 +21,14 @@ __all__ = [
     "GroupLassoConfig",
     "IterativePruneConfig",
     "PruneChannelsConfig",
+    "PruneMagnitudeConfig",
     "group_importance",
     "proximal_step",
     "prune_channels_",
+    "prune_magnitude_",
     "SensitivityConfig",
+    "SparseLinear",
+    "SparseLinearConfig",
     "group_lasso_",
     "plot_sensitivity",
     "prune_iterative_",
@@ -30,5 +36,6 @@ __all__ = [
     "remove_channels_",
     "select_channels",
     "sensitivity_",
+    "sparse_linear_",
     "sparsity_penalty",
 ]

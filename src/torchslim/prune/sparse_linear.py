@@ -5,9 +5,12 @@ A dense GEMM does the same work whatever the sparsity; ``torch.sparse.addmm`` on
 does work proportional to the non-zeros but with irregular memory access, so it wins only
 for sparse enough, large enough layers and batches (on this machine: LeNet-300's 784x300 fc1
 at 5% density is ~4x faster at batch 64 and about even at batch 1). The step therefore times
-both kernels side by side for every pruned Linear at the configured batch size and swaps in
-:class:`SparseLinear` only where CSR is at least ``min_speedup`` faster, reporting the times
-either way.
+both kernels interleaved (:func:`torchslim.core.timing.compare_interleaved`) for every selected
+Linear at most ``max_density`` dense, at the configured batch size, and swaps in
+:class:`SparseLinear` only where CSR is at least ``min_speedup`` faster. What was measured goes
+into the step details (``decisions``); a recipe pins a layer's choice with
+``decisions: {fc1: true, fc2: false}`` so a rerun on another machine builds the same model (a
+pinned layer is neither timed nor filtered by ``max_density``).
 
 :class:`SparseLinear` keeps the dense ``weight`` parameter (so saving, the codec and training
 are unchanged) and builds the CSR copy lazily for inference. Training, autograd, tracing
@@ -17,11 +20,8 @@ path, so exported graphs and MAC counts are those of the dense layer.
 
 from __future__ import annotations
 
-import statistics
-import time
 import warnings
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +29,10 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.deepcomp.common import weight_layers
+from torchslim.core.select import select_layers
+from torchslim.core.timing import compare_interleaved, decide, pinned_names
 from torchslim.serialize.spec import allow_module
 
 
@@ -67,56 +69,50 @@ class SparseLinear(nn.Linear):
 
 @dataclass(frozen=True)
 class SparseLinearConfig(TechniqueConfig):
-    """``decide``: ``measure`` swaps a layer only if CSR is ``min_speedup`` x faster at
-    ``batch_size``; ``always`` swaps every selected Linear below ``max_density``."""
+    """A selected Linear at most ``max_density`` dense is swapped if CSR is measured
+    ``min_speedup`` x faster at ``batch_size`` over ``rounds`` interleaved rounds;
+    ``decisions`` pins the choice per layer name (true: CSR, false: dense)."""
 
     batch_size: int = 1
     min_speedup: float = 1.1
     max_density: float = 0.3
-    decide: Literal["measure", "always"] = "measure"
-    repeats: int = 200
+    rounds: int = 5
+    decisions: dict[str, bool] = field(default_factory=dict)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
-
-def time_us(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in microseconds (after a warm-up)."""
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.rounds < 1:
+            raise ValueError(f"fields 'batch_size' and 'rounds' must be >= 1, got {self.batch_size}, {self.rounds}")
+        if self.min_speedup <= 0:
+            raise ValueError(f"field 'min_speedup' must be > 0, got {self.min_speedup}")
+        if not 0.0 < self.max_density <= 1.0:
+            raise ValueError(f"field 'max_density' must be in (0, 1], got {self.max_density}")
 
 
-@register_technique("deepcomp.sparse_linear", SparseLinearConfig)
+@register_technique("prune.sparse_linear", SparseLinearConfig)
 def sparse_linear_(model: nn.Module, config: SparseLinearConfig, ctx: Context) -> HandlerResult:
-    """Swap pruned Linear layers to sparse CSR kernels where measured faster (latency reported either way)."""
-    details: dict[str, dict] = {}
-    for name, layer in weight_layers(model, ("linear",), config.include, config.exclude):
+    """Swap pruned Linear layers to sparse CSR kernels where measured faster (or pinned)."""
+    candidates = {n: m for n, m in select_layers(model, (nn.Linear,), config.include, config.exclude)
+                  if type(m) is nn.Linear}
+    pinned_names(config.decisions, set(candidates))
+    layers: dict[str, dict] = {}
+    decisions: dict[str, dict] = {}
+    step_warnings: list[str] = []
+    for name, layer in candidates.items():
         density = (layer.weight != 0).float().mean().item()
-        entry = {"density_pct": round(100 * density, 2)}
-        if density <= config.max_density and type(layer) is nn.Linear:
-            new = SparseLinear(layer.in_features, layer.out_features, layer.bias is not None)
-            new.load_state_dict(layer.state_dict())
-            if config.decide == "measure":
-                x = torch.randn(config.batch_size, layer.in_features)
-                with torch.inference_mode():
-                    dense_us = time_us(lambda: layer(x), config.repeats)
-                    csr_us = time_us(lambda: new(x), config.repeats)
-                entry.update(dense_us=round(dense_us, 2), csr_us=round(csr_us, 2),
-                             speedup=round(dense_us / csr_us, 3))
-                swap = dense_us / csr_us >= config.min_speedup
-            else:
-                swap = True
-            if swap:
-                parent, _, child = name.rpartition(".")
-                model.get_submodule(parent).add_module(child, new)
-            entry["sparse"] = swap
-        else:
-            entry["sparse"] = False
-        details[name] = entry
-    ctx.invalidate_graph()
-    return HandlerResult(model, [], {"layers": details, "batch_size": config.batch_size})
+        layers[name] = {"density_pct": round(100 * density, 2), "sparse": False}
+        if density > config.max_density and name not in config.decisions:
+            continue
+        new = SparseLinear(layer.in_features, layer.out_features, layer.bias is not None)
+        new.load_state_dict(layer.state_dict())
+        x = torch.randn(config.batch_size, layer.in_features)
+
+        def measure(layer: nn.Module = layer, new: nn.Module = new, x: torch.Tensor = x):
+            with torch.inference_mode():
+                return compare_interleaved(lambda: layer(x), lambda: new(x), rounds=config.rounds)
+
+        if decide(name, config.decisions, measure, config.min_speedup, decisions, step_warnings):
+            set_submodule(model, name, new)
+            layers[name]["sparse"] = True
+    return HandlerResult(model, step_warnings, {"layers": layers, "decisions": decisions, "batch_size": config.batch_size})

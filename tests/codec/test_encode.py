@@ -1,4 +1,4 @@
-"""deepcomp.encode: the file is written, reads back bit-exactly, the table adds up; the recipe runs."""
+"""codec.encode: the file is written, reads back bit-exactly, the table adds up; the recipe runs."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from torchslim.profiler.snapshot import MeasureConfig
 
 NO_LATENCY = MeasureConfig(runtimes=())
 PIPELINE = [
-    ("deepcomp.prune", {"criterion": "uniform", "sparsity": 0.92, "schedule": "oneshot", "epochs": 0}),
-    ("deepcomp.share", {"bits": 5, "epochs": 0, "float16": True}),
+    ("prune.magnitude", {"criterion": "uniform", "sparsity": 0.92, "schedule": "oneshot", "finetune": {"epochs": 0}}),
+    ("quant.kmeans", {"bits": 5, "finetune": {"epochs": 0}, "float16": True}),
 ]
 
 
 def test_pipeline_writes_a_file_that_reads_back_bit_exactly(tmp_path):
     model, x = small_model("lenet300")
-    result = compress(model, PIPELINE + [("deepcomp.encode", {"index_bits": 5})], measure=NO_LATENCY,
+    result = compress(model, PIPELINE + [("codec.encode", {"index_bits": 5})], measure=NO_LATENCY,
                       progress=False, out_dir=tmp_path)
     details = result.report.steps[-1].details
     path = tmp_path / "model.tsc"
@@ -42,7 +42,7 @@ def test_pipeline_writes_a_file_that_reads_back_bit_exactly(tmp_path):
 @pytest.mark.parametrize("coder", ["huffman", "rans", "packed"])
 def test_forced_coders_round_trip(coder, tmp_path):
     model, x = small_model("lenet5")
-    result = compress(model, PIPELINE + [("deepcomp.encode", {"coder": coder, "path": str(tmp_path / "m.tsc")})],
+    result = compress(model, PIPELINE + [("codec.encode", {"coder": coder, "path": str(tmp_path / "m.tsc")})],
                       measure=NO_LATENCY, progress=False)
     layers = result.report.steps[-1].details["layers"]
     assert all(set(r["coders"].split("/")) == {coder} for r in layers if r["coders"])
@@ -51,7 +51,7 @@ def test_forced_coders_round_trip(coder, tmp_path):
 
 def test_without_output_directory_nothing_is_written():
     model, _ = small_model("lenet300")
-    result = compress(model, ["deepcomp.encode"], measure=NO_LATENCY, progress=False)
+    result = compress(model, ["codec.encode"], measure=NO_LATENCY, progress=False)
     assert result.report.steps[0].details["path"] is None
     assert any("not written" in w for w in result.report.steps[0].warnings)
 
@@ -61,11 +61,11 @@ def test_builtin_recipe_parses_and_a_small_recipe_runs(tmp_path):
     from torchslim.recipes.schema import load_recipe, parse_recipe
 
     builtin = load_recipe("deep_compression")
-    assert [s.name for s in builtin.steps] == ["deepcomp.prune", "deepcomp.share", "deepcomp.encode"]
+    assert [s.name for s in builtin.steps] == ["prune.magnitude", "quant.kmeans", "codec.encode"]
     recipe = parse_recipe({
         "model": "zoo:lenet300", "data": {"name": "digits", "image_size": 28}, "train": {"epochs": 1},
-        "steps": [{"deepcomp.prune": {"criterion": "global", "sparsity": 0.9, "epochs": 1}},
-                  {"deepcomp.share": {"bits": 4, "epochs": 1}}, {"deepcomp.encode": {}}],
+        "steps": [{"prune.magnitude": {"criterion": "global", "sparsity": 0.9, "finetune": {"epochs": 1}}},
+                  {"quant.kmeans": {"bits": 4, "finetune": {"epochs": 1}}}, {"codec.encode": {}}],
         "measure": {"runtimes": []}})
     run_recipe(recipe, tmp_path, progress=False)
     report = json.loads((tmp_path / "report.json").read_text())

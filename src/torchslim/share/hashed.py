@@ -10,10 +10,11 @@ so dL/dw_k = sum_{h(i,j)=k} xi(i,j) dL/dV_ij (eq. 8), which autograd gives throu
 The hashes are murmur3's 32-bit finaliser of the flat index (mixed with the layer's ``seed``),
 recomputed from ``seed`` at construction: only ``hashed_weight`` (K,) and the bias are saved.
 
-``deepcomp.hash`` swaps Linear/Conv2d layers for hashed ones with K = ceil(ratio x weights)
-and trains the network; ``init: scratch`` trains from a fresh initialisation as the paper
-does, ``init: dense`` starts from the least-squares projection of the dense weights
-(w_k = mean of xi V over the bucket).
+``share.hashed`` swaps Linear/Conv2d layers for hashed ones with K = ceil(weights /
+target_params) real parameters each (the paper's compression factor 1/8 .. 1/64 is
+``target_params: 8`` .. ``64``) and trains the network (nested ``finetune``); ``init: scratch``
+trains from a fresh initialisation as the paper does, ``init: dense`` starts from the
+least-squares projection of the dense weights (w_k = mean of xi V over the bucket).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.deepcomp.common import require_data, retrain, weight_layers
+from torchslim.core.select import LayerKind, layer_classes, select_layers
+from torchslim.distill.finetune import finetune_
 from torchslim.serialize.spec import allow_module
+from torchslim.train.config import TrainConfig
 
 _M32 = 0xFFFFFFFF
 
@@ -107,29 +111,26 @@ class HashedConv2d(_Hashed):
 
 
 @dataclass(frozen=True)
-class HashConfig(TechniqueConfig):
-    """``ratio``: real parameters per virtual weight (the paper's compression factor, 1/8 .. 1/64)."""
+class HashedConfig(TechniqueConfig):
+    """``target_params``: reduction factor (> 1) of each hashed layer's weight, virtual weights /
+    real parameters (biases are kept as they are). ``finetune``: the training run; with
+    ``init: scratch`` it is the whole training of the hashed layers."""
 
-    ratio: float = 0.125
+    target_params: float = 8.0
     init: Literal["scratch", "dense"] = "scratch"
-    epochs: int = 10
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    types: tuple[str, ...] = ("linear", "conv")
+    finetune: TrainConfig = TrainConfig(epochs=10, lr=0.05, weight_decay=0.0)
+    layer_types: tuple[LayerKind, ...] = ("linear", "conv")
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.ratio <= 1.0:
-            raise ValueError(f"field 'ratio' must be in (0, 1], got {self.ratio}")
+        if not self.target_params > 1.0:
+            raise ValueError(f"field 'target_params' must be > 1, got {self.target_params}")
 
 
-def hashed_like(layer: nn.Module, ratio: float, seed: int) -> _Hashed | None:
+def hashed_like(layer: nn.Module, target_params: float, seed: int) -> _Hashed | None:
     """A hashed replacement for ``layer`` (None for layer kinds HashedNets does not cover)."""
-    buckets = max(1, math.ceil(ratio * layer.weight.numel()))
+    buckets = max(1, math.ceil(layer.weight.numel() / target_params))
     bias = layer.bias is not None
     if isinstance(layer, nn.Linear):
         return HashedLinear(layer.in_features, layer.out_features, buckets, bias, seed)
@@ -140,13 +141,15 @@ def hashed_like(layer: nn.Module, ratio: float, seed: int) -> _Hashed | None:
     return None
 
 
-@register_technique("deepcomp.hash", HashConfig)
-def hash_(model: nn.Module, config: HashConfig, ctx: Context) -> HandlerResult:
+@register_technique("share.hashed", HashedConfig)
+def hashed_(model: nn.Module, config: HashedConfig, ctx: Context) -> HandlerResult:
     """HashedNets (Chen 2015): Linear/Conv2d weights read from a hashed parameter vector, then train."""
-    require_data(ctx, config.epochs)
+    selected = select_layers(model, layer_classes(config.layer_types), config.include, config.exclude)
+    if not selected:
+        return HandlerResult(model, ["share.hashed: no layer matches layer_types/include/exclude; nothing hashed"])
     warnings, replaced = [], {}
-    for i, (name, layer) in enumerate(weight_layers(model, config.types, config.include, config.exclude)):
-        new = hashed_like(layer, config.ratio, ctx.seed * 1000 + i)
+    for i, (name, layer) in enumerate(selected):
+        new = hashed_like(layer, config.target_params, ctx.seed * 1000 + i)
         if new is None:
             warnings.append(f"{name}: {type(layer).__name__} with groups/dilation/padding mode not hashed")
             continue
@@ -154,13 +157,13 @@ def hash_(model: nn.Module, config: HashConfig, ctx: Context) -> HandlerResult:
             new.project_(layer.weight.detach())
             if layer.bias is not None:
                 new.bias.data.copy_(layer.bias.detach())
-        parent, _, child = name.rpartition(".")
-        model.get_submodule(parent).add_module(child, new)
+        set_submodule(model, name, new)
         replaced[name] = {"virtual": layer.weight.numel(), "buckets": new.buckets}
-    ctx.invalidate_graph()
-    history = retrain(model, ctx, epochs=config.epochs, lr=config.lr, optimizer=config.optimizer,
-                      momentum=config.momentum, weight_decay=config.weight_decay, batch_size=config.batch_size)
+    if config.init == "scratch" and config.finetune.epochs == 0 and replaced:
+        warnings.append("init: scratch with finetune epochs 0 leaves the hashed layers at random initialisation")
+    trained = finetune_(model, config.finetune, ctx)
     virtual = sum(v["virtual"] for v in replaced.values())
     real = sum(v["buckets"] for v in replaced.values())
     return HandlerResult(model, warnings, {"layers": replaced, "virtual_weights": virtual, "real_weights": real,
-                                           "ratio": round(virtual / max(real, 1), 2), "val_accuracy": history})
+                                           "params_reduction": round(virtual / max(real, 1), 2),
+                                           "finetune": trained, "val_accuracy": trained.get("val_accuracy", [])})

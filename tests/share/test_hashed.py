@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from tests.conftest import small_model
 from torchslim.codec import decode_model, write_model
+from torchslim.errors import UserError
 from torchslim.pipeline import compress
-from torchslim.deepcomp.hashed import HashedConv2d, HashedLinear, fmix32, hash_index_sign
 from torchslim.profiler.snapshot import MeasureConfig
+from torchslim.share import HashedConfig, HashedConv2d, HashedLinear
+from torchslim.share.hashed import fmix32, hash_index_sign
 
 
 def test_fmix32_matches_murmur3_reference_values():
@@ -56,13 +59,30 @@ def test_hash_step_trains_saves_and_reloads(tiny_data, tmp_path):
     from torchslim.serialize import load, save
 
     model, x = small_model("lenet5")
-    result = compress(model, [("deepcomp.hash", {"ratio": 0.125, "epochs": 1, "lr": 0.02})], data=tiny_data,
-                      measure=MeasureConfig(runtimes=()), progress=False)
+    result = compress(model, [("share.hashed", {"target_params": 8, "finetune": {"epochs": 1, "lr": 0.02}})],
+                      data=tiny_data, measure=MeasureConfig(runtimes=()), progress=False)
     details = result.report.steps[0].details
-    assert 7.5 < details["ratio"] <= 8.0
+    assert 7.5 < details["params_reduction"] <= 8.0 and len(details["val_accuracy"]) == 1
+    assert all(v["buckets"] == -(-v["virtual"] // 8) for v in details["layers"].values())  # ceil(weights / 8)
     params = sum(p.numel() for p in result.model.parameters())
     assert result.report.steps[0].after.params == params < 61706 / 6
     save(result.model, tmp_path / "m")
     assert torch.equal(load(tmp_path / "m")(x), result.model.eval()(x))
     path, _, _ = write_model(result.model, tmp_path / "m.tsc")
     assert torch.equal(decode_model(path)(x), result.model(x))
+
+
+def test_target_params_is_a_reduction_factor():
+    with pytest.raises(UserError, match=r"field 'target_params' must be > 1, got 0.125"):
+        HashedConfig.from_dict({"target_params": 0.125})  # the old ``ratio`` convention is refused
+
+
+def test_scratch_without_training_warns():
+    from torchslim.core import Context
+    from torchslim.share import hashed_
+
+    model, _ = small_model("lenet300")
+    ctx = Context((torch.zeros(1, 1, 28, 28),))
+    hashed_(model, {"finetune": {"epochs": 0}}, ctx)
+    assert any("random initialisation" in w for w in ctx.results[-1].warnings)
+    assert all(isinstance(m, HashedLinear) for n, m in model.named_modules() if n in ("1", "3", "5"))

@@ -1,9 +1,10 @@
-"""Write the model as a Deep Compression file (stage 3: sparse relative indices, per-layer
-codebooks, entropy-coded streams; Han et al. 2016, s. 4) and report the per-layer table.
+"""``codec.encode``: write the model as a Deep Compression file (stage 3: sparse relative
+indices, per-layer codebooks, entropy-coded streams; Han et al. 2016, s. 4) and report the
+per-layer table.
 
-The step writes ``model.tsc`` (see :mod:`torchslim.codec`) to ``path`` or the run's output
-directory, reads it back, checks every tensor is bit-identical, and hands the *decoded*
-model on, so the accuracy recorded after this step is that of the model rebuilt from the
+The step writes ``model.tsc`` (the format: :mod:`torchslim.codec.container`) to ``path`` or
+the run's output directory, reads it back, checks every tensor is bit-identical, and hands
+the *decoded* model on, so the accuracy recorded after this step is that of the model rebuilt from the
 file. The per-layer table (weights %, bits, original and compressed bytes, rate, and each
 stream's bits per non-zero against its entropy) goes into the step's details (report.json)
 and, as Markdown, next to the file (``model.md``).
@@ -16,13 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
+from torchslim.codec.container import decode_model, decode_state_dict, encode_bytes, write_model
+from torchslim.codec.table import summarize
+from torchslim.codec.tensor import to_bits
+from torchslim.core.atomic import write_text_atomic
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.core.atomic import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,9 @@ def _widths(model: nn.Module, config: EncodeConfig) -> dict[str, int]:
     return widths
 
 
-@register_technique("deepcomp.encode", EncodeConfig)
+@register_technique("codec.encode", EncodeConfig)
 def encode_(model: nn.Module, config: EncodeConfig, ctx: Context) -> HandlerResult:
     """Write the compressed .tsc file (sparse + codebook + Huffman/rANS) and the per-layer table."""
-    from torchslim.codec import decode_model, decode_state_dict, encode_bytes, summarize
-    from torchslim.codec.container import write_model
-
     warnings: list[str] = []
     path = Path(config.path) if config.path else (ctx.out_dir / "model.tsc" if ctx.out_dir else None)
     kwargs = dict(coder=config.coder, index_bits=_widths(model, config))
@@ -98,8 +100,4 @@ def encode_(model: nn.Module, config: EncodeConfig, ctx: Context) -> HandlerResu
 
 
 def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    from torchslim.codec.tensor import to_bits
-
-    import numpy as np
-
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(to_bits(a), to_bits(b))

@@ -33,33 +33,35 @@ from torch.nn.utils import parametrize
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.modules import evaluating
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.deepcomp.common import retrain, weight_layers
+from torchslim.core.select import LayerKind, layer_classes, select_layers
+from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
+from torchslim.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
 class ClipQConfig(TechniqueConfig):
-    """``target_ratio``: dense float32 bytes of the selected layers' weights / estimated
-    compressed bytes. ``clip_rates`` x ``bits`` is the per-layer search grid."""
+    """``target_size``: reduction factor (> 1) of the selected layers' weights, dense float32
+    bytes / estimated compressed bytes (value codes plus ideal position coding; biases and
+    file overhead are not counted). ``clip_rates`` x ``bits`` is the per-layer search grid.
+    ``finetune``: the clip-quantized fine-tuning run."""
 
-    target_ratio: float = 40.0
+    target_size: float = 40.0
     clip_rates: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
     bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8)
     calibration_samples: int = 512
-    epochs: int = 4
-    lr: float = 0.01
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    types: tuple[str, ...] = ("linear", "conv")
+    finetune: TrainConfig = TrainConfig(epochs=4, lr=0.01, weight_decay=0.0)
+    layer_types: tuple[LayerKind, ...] = ("linear", "conv")
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.target_ratio <= 1:
-            raise ValueError(f"field 'target_ratio' must be > 1, got {self.target_ratio}")
+        if self.target_size <= 1:
+            raise ValueError(f"field 'target_size' must be > 1, got {self.target_size}")
+        if self.calibration_samples < 1:
+            raise ValueError(f"field 'calibration_samples' must be >= 1, got {self.calibration_samples}")
         if not self.clip_rates or any(not 0 <= p < 1 for p in self.clip_rates):
             raise ValueError("field 'clip_rates': values must be in [0, 1)")
         if not self.bits or any(not 1 <= b <= 12 for b in self.bits):
@@ -128,7 +130,7 @@ def choose(scores: dict[str, list[tuple[float, float, tuple[float, int]]]], budg
         hi *= 4
         if hi > 1e12:
             smallest = sum(min(o[1] for o in opts) for opts in scores.values())
-            raise UserError(f"field 'target_ratio': unreachable with these grids (smallest estimate "
+            raise UserError(f"field 'target_size': unreachable with these grids (smallest estimate "
                             f"{smallest / 8:.0f} bytes > budget {budget_bits / 8:.0f} bytes)")
     for _ in range(60):
         mid = (lo + hi) / 2
@@ -136,38 +138,37 @@ def choose(scores: dict[str, list[tuple[float, float, tuple[float, int]]]], budg
     return pick(hi)[0]
 
 
-@register_technique("deepcomp.clipq", ClipQConfig)
+@register_technique("quant.clipq", ClipQConfig)
 def clipq_(model: nn.Module, config: ClipQConfig, ctx: Context) -> HandlerResult:
     """CLIP-Q (Tung & Mori 2018): per-layer clip rate and bits chosen under a size budget, then
     pruning-quantization in parallel with fine-tuning."""
     if ctx.data is None:
-        raise UserError("CLIP-Q needs data (recipe 'data' section) to score and fine-tune layers")
-    selected = weight_layers(model, config.types, config.include, config.exclude)
+        raise UserError("quant.clipq: needs data (recipe 'data' section) to score and fine-tune layers")
+    selected = select_layers(model, layer_classes(config.layer_types), config.include, config.exclude)
+    if not selected:
+        return HandlerResult(model, ["quant.clipq: no layer matches layer_types/include/exclude; nothing quantized"])
     x, y = ctx.data.train.tensors[0][: config.calibration_samples], ctx.data.train.tensors[1][: config.calibration_samples]
-    was_training = model.training
-    model.eval()
-    base = _loss(model, x, y)
     scores: dict[str, list[tuple[float, float, tuple[float, int]]]] = {}
-    for name, layer in selected:
-        original = layer.weight.detach().clone()
-        options = []
-        for p in config.clip_rates:
-            for b in config.bits:
-                with torch.no_grad():
-                    layer.weight.copy_(clip_quantize(original, p, b))
-                options.append((_loss(model, x, y) - base, estimated_bits(original.numel(), p, b), (p, b)))
-        with torch.no_grad():
-            layer.weight.copy_(original)
-        scores[name] = options
-    model.train(was_training)
+    with evaluating(model):
+        base = _loss(model, x, y)
+        for name, layer in selected:
+            original = layer.weight.detach().clone()
+            options = []
+            for p in config.clip_rates:
+                for b in config.bits:
+                    with torch.no_grad():
+                        layer.weight.copy_(clip_quantize(original, p, b))
+                    options.append((_loss(model, x, y) - base, estimated_bits(original.numel(), p, b), (p, b)))
+            with torch.no_grad():
+                layer.weight.copy_(original)
+            scores[name] = options
     dense_bits = 32 * sum(layer.weight.numel() for _, layer in selected)
-    chosen = choose(scores, dense_bits / config.target_ratio)
+    chosen = choose(scores, dense_bits / config.target_size)
     settings = {n: scores[n][i][2] for n, i in chosen.items()}
     for name, layer in selected:
         parametrize.register_parametrization(layer, "weight", ClipQuantSTE(*settings[name]))
     try:
-        history = retrain(model, ctx, epochs=config.epochs, lr=config.lr, optimizer=config.optimizer,
-                          momentum=config.momentum, weight_decay=config.weight_decay, batch_size=config.batch_size)
+        trained = finetune_(model, config.finetune, ctx)
     finally:
         for name, layer in selected:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
@@ -179,5 +180,5 @@ def clipq_(model: nn.Module, config: ClipQConfig, ctx: Context) -> HandlerResult
                   "density_pct": round(100 * (m.weight != 0).float().mean().item(), 2)} for n, m in selected}
     estimate = sum(v["estimated_bytes"] for v in layers.values())
     return HandlerResult(model, [], {"layers": layers, "estimated_bytes": estimate,
-                                     "estimated_ratio": round(dense_bits / 8 / max(estimate, 1), 2),
-                                     "val_accuracy": history})
+                                     "estimated_size_reduction": round(dense_bits / 8 / max(estimate, 1), 2),
+                                     "finetune": trained, "val_accuracy": trained.get("val_accuracy", [])})

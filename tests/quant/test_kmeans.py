@@ -1,4 +1,4 @@
-"""deepcomp.share: k-means against scikit-learn, Han's centroid gradient, pruned weights stay zero."""
+"""quant.kmeans: k-means against scikit-learn, Han's centroid gradient, pruned weights stay zero."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from torch.nn.utils import parametrize
 
 from tests.conftest import small_model
 from torchslim.core import Context
-from torchslim.deepcomp.prune import PruneConfig, prune_
-from torchslim.deepcomp.share import ShareConfig, SharedWeight, cluster_layer, init_centroids, kmeans_1d, share_
+from torchslim.prune import prune_magnitude_
+from torchslim.quant import KMeansConfig, kmeans_
+from torchslim.quant.kmeans import cluster_layer, init_centroids, kmeans_1d
+from torchslim.train import TrainConfig
 
 
 @pytest.mark.parametrize("init", ["linear", "density", "random"])
@@ -55,9 +57,8 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients():
 
 def _pruned_lenet():
     model, _ = small_model("lenet300")
-    prune_(model, PruneConfig(criterion="uniform", sparsity=0.9, schedule="oneshot", epochs=0),
-           Context((torch.zeros(1, 1, 28, 28),)))
-    return model
+    return prune_magnitude_(model, {"criterion": "uniform", "sparsity": 0.9, "schedule": "oneshot",
+                                    "finetune": {"epochs": 0}})
 
 
 def _check_shared(model, masks, bits):
@@ -69,19 +70,44 @@ def _check_shared(model, masks, bits):
             assert not parametrize.is_parametrized(layer)
 
 
-def test_share_without_finetuning_keeps_masks_and_bounds_values():
+def test_kmeans_without_finetuning_keeps_masks_and_bounds_values():
     model = _pruned_lenet()
     masks = {n: m.weight.detach() != 0 for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-    details = share_(model, ShareConfig(bits=4, epochs=0), Context((torch.zeros(1, 1, 28, 28),))).details
+    ctx = Context((torch.zeros(1, 1, 28, 28),))
+    kmeans_(model, KMeansConfig(bits=4, finetune=TrainConfig(epochs=0)), ctx)
+    details = ctx.results[-1].details
     _check_shared(model, masks, 4)
     assert all(d["clusters"] == 16 and d["sqnr_db"] > 15 for d in details["layers"].values())
 
 
-def test_share_with_finetuning(tiny_data):
+def test_kmeans_with_finetuning(tiny_data):
     model = _pruned_lenet()
     masks = {n: m.weight.detach() != 0 for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     ctx = Context((torch.zeros(1, 1, 28, 28),), data=tiny_data, progress=False)
-    share_(model, ShareConfig(bits=3, epochs=1, lr=1e-3, float16=True), ctx)
+    kmeans_(model, KMeansConfig(bits=3, finetune=TrainConfig(epochs=1, lr=1e-3), float16=True), ctx)
+    assert len(ctx.results[-1].details["val_accuracy"]) == 1
     _check_shared(model, masks, 3)
     for p in (model.get_submodule("1").bias.detach(), model.get_submodule("1").weight.detach()):
         assert torch.equal(p, p.half().float())
+
+
+def test_float16_rounding_never_leaves_negative_zeros():
+    # A value below float16's smallest subnormal (2**-24) rounds to zero keeping its sign, and
+    # -0.0 has a non-zero bit pattern that the codec would store as a weight.
+    layer = nn.Linear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -1e-9, 0.0, 0.25], [-0.5, -1e-9, 0.5, 0.0]]))
+        layer.bias.copy_(torch.tensor([-1e-9, 0.125]))
+    model = nn.Sequential(layer)
+    kmeans_(model, {"bits": 3, "float16": True, "finetune": {"epochs": 0}}, Context((torch.zeros(1, 4),)))
+    for p in (layer.weight, layer.bias):
+        assert np.all(p.detach()[p == 0].numpy().view(np.uint32) == 0)  # every zero is +0.0
+    assert layer.bias.tolist() == [0.0, 0.125]
+
+
+def test_layer_bits_names_a_selected_layer():
+    from torchslim.errors import UserError
+
+    model = _pruned_lenet()
+    with pytest.raises(UserError, match=r"field 'layer_bits': '7' matches no layer \(3 layers, e.g. 1, 3, 5\)"):
+        kmeans_(model, {"layer_bits": {"7": 3}, "finetune": {"epochs": 0}})

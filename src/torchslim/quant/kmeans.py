@@ -10,8 +10,8 @@ midpoints (``torch.bucketize``).
 Fine-tuning (s. 3.3): the weight is re-expressed as W = where(mask, c[a], 0) through a
 ``torch.nn.utils.parametrize`` parametrization whose parameter is c, so autograd gives each
 centroid the sum of its weights' gradients, dL/dc_k = sum_{a(i)=k} dL/dW_i (eq. 3), and
-pruned weights stay exactly zero. ``fit`` trains the centroids (and biases); the result is
-baked back into plain weights holding at most k distinct non-zero values.
+pruned weights stay exactly zero. The nested ``finetune`` run trains the centroids (and
+biases); the result is baked back into plain weights holding at most k distinct non-zero values.
 
 1-D k-means is written here (20 lines) rather than taken from scikit-learn: it is exact with
 sorted centroids and needs no distance matrix; tests check it against ``sklearn.cluster.KMeans``
@@ -29,27 +29,27 @@ from torch.nn.utils import parametrize
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
+from torchslim.core.numerics import sqnr_from_energy
 from torchslim.core.registry import HandlerResult, register_technique
-from torchslim.deepcomp.common import check_names, require_data, retrain, weight_layers
+from torchslim.core.select import LayerKind, layer_classes, select_layers, unknown_name_error
+from torchslim.distill.finetune import finetune_
+from torchslim.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
-class ShareConfig(TechniqueConfig):
+class KMeansConfig(TechniqueConfig):
     """``bits``: k = 2**bits shared values per layer (``layer_bits`` per layer name).
     ``float16``: round centroids and biases of the shared layers to float16 values after
-    fine-tuning, halving what the file spends on codebooks and biases."""
+    fine-tuning, halving what the file spends on codebooks and biases.
+    ``finetune``: the centroid fine-tuning run (``epochs: 0``: cluster only)."""
 
     bits: int = 5
     layer_bits: dict[str, int] = field(default_factory=dict)
     init: Literal["linear", "density", "random"] = "linear"
     iterations: int = 50
-    epochs: int = 2
-    lr: float = 0.001
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    batch_size: int = 64
     float16: bool = False
-    types: tuple[str, ...] = ("linear", "conv")
+    finetune: TrainConfig = TrainConfig(epochs=2, lr=0.001, weight_decay=0.0)
+    layer_types: tuple[LayerKind, ...] = ("linear", "conv")
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
@@ -57,8 +57,8 @@ class ShareConfig(TechniqueConfig):
         for b in (self.bits, *self.layer_bits.values()):
             if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 12:
                 raise ValueError(f"field 'bits'/'layer_bits': bits must be an integer in 1..12, got {b!r}")
-        if self.iterations < 1 or self.epochs < 0:
-            raise ValueError("fields 'iterations' >= 1 and 'epochs' >= 0 are required")
+        if self.iterations < 1:
+            raise ValueError(f"field 'iterations' must be >= 1, got {self.iterations}")
 
 
 def init_centroids(values: torch.Tensor, k: int, method: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -124,12 +124,24 @@ def cluster_layer(weight: torch.Tensor, bits: int, init: str, iterations: int,
     return SharedWeight(index, mask, centroids.float())
 
 
-@register_technique("deepcomp.share", ShareConfig)
-def share_(model: nn.Module, config: ShareConfig, ctx: Context) -> HandlerResult:
+@torch.no_grad()
+def round_to_float16_(tensor: torch.Tensor) -> None:
+    """Round to the nearest float16 value in place; a value that underflows to zero becomes
+    +0.0 (float16 keeps the sign of a tiny negative, and -0.0 would be stored as a non-zero)."""
+    tensor.copy_(tensor.half().float())
+    tensor.masked_fill_(tensor == 0, 0.0)
+
+
+@register_technique("quant.kmeans", KMeansConfig)
+def kmeans_(model: nn.Module, config: KMeansConfig, ctx: Context) -> HandlerResult:
     """Weight sharing: per-layer k-means (k = 2^bits), then centroid fine-tuning (Han 2016)."""
-    selected = weight_layers(model, config.types, config.include, config.exclude)
-    check_names(selected, config.layer_bits, "layer_bits")
-    require_data(ctx, config.epochs)
+    selected = select_layers(model, layer_classes(config.layer_types), config.include, config.exclude)
+    if not selected:
+        return HandlerResult(model, ["quant.kmeans: no layer matches layer_types/include/exclude; nothing shared"])
+    names = [n for n, _ in selected]
+    for name in config.layer_bits:
+        if name not in names:
+            raise unknown_name_error("layer_bits", name, names)
     generator = torch.Generator().manual_seed(ctx.seed)
     details: dict[str, dict] = {}
     shared: list[nn.Module] = []
@@ -140,32 +152,26 @@ def share_(model: nn.Module, config: ShareConfig, ctx: Context) -> HandlerResult
             continue
         before = layer.weight.detach().clone()
         parametrize.register_parametrization(layer, "weight", param, unsafe=True)
-        err = (layer.weight.detach() - before).pow(2).sum().item()
-        details[name] = {"bits": bits, "clusters": int(param.initial.numel()),
-                         "kmeans_sse": err, "sqnr_db": _sqnr(before, err)}
+        err = (layer.weight.detach() - before).double().pow(2).sum().item()
+        sqnr = sqnr_from_energy(before.double().pow(2).sum().item(), err)
+        details[name] = {"bits": bits, "clusters": int(param.initial.numel()), "kmeans_sse": err,
+                         "sqnr_db": None if sqnr is None else round(sqnr, 2)}
         shared.append(layer)
-    if config.epochs > 0:
-        history = retrain(model, ctx, epochs=config.epochs, lr=config.lr, optimizer=config.optimizer,
-                          momentum=config.momentum, weight_decay=0.0, batch_size=config.batch_size)
-    else:
-        history = []
-    for layer in shared:
-        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    try:
+        trained = finetune_(model, config.finetune, ctx)
+    finally:
+        for layer in shared:
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
     if config.float16:
         # Centroids and biases rounded to float16 values: the codec then stores them in 2 bytes
         # (exactly: it checks every value survives the float16 round trip bit for bit).
-        with torch.no_grad():
-            for _, layer in selected:
-                for p in (layer.weight, getattr(layer, "bias", None)):
-                    if p is not None and p.dtype == torch.float32:
-                        p.copy_(p.half().float())
-    distinct = {n: int(torch.unique(m.weight.detach()[m.weight.detach() != 0]).numel()) for n, m in selected}
-    for name in details:
-        details[name]["distinct_after"] = distinct[name]
-    return HandlerResult(model, [], {"layers": details, "val_accuracy": history})
-
-
-def _sqnr(reference: torch.Tensor, noise_energy: float) -> float | None:
-    if noise_energy == 0:
-        return None
-    return round(10 * torch.log10(reference.double().pow(2).sum() / noise_energy).item(), 2)
+        for _, layer in selected:
+            for p in (layer.weight, getattr(layer, "bias", None)):
+                if p is not None and p.dtype == torch.float32:
+                    round_to_float16_(p)
+    for name, layer in selected:
+        if name in details:
+            w = layer.weight.detach()
+            details[name]["distinct_after"] = int(torch.unique(w[w != 0]).numel())
+    return HandlerResult(model, [], {"layers": details, "finetune": trained,
+                                     "val_accuracy": trained.get("val_accuracy", [])})

@@ -8,8 +8,10 @@ from torch import nn
 
 from tests.conftest import small_model
 from torchslim.core import Context
-from torchslim.deepcomp.clipq import ClipQConfig, choose, clip_quantize, clipq_, estimated_bits
 from torchslim.errors import UserError
+from torchslim.quant import ClipQConfig, clipq_
+from torchslim.quant.clipq import choose, clip_quantize, estimated_bits
+from torchslim.train import TrainConfig
 
 
 def test_clip_quantize_by_hand():
@@ -44,12 +46,35 @@ def test_estimated_bits():
 def test_clipq_step_meets_its_budget_estimate(tiny_data):
     model, _ = small_model("lenet300")
     ctx = Context((torch.zeros(1, 1, 28, 28),), data=tiny_data, progress=False)
-    config = ClipQConfig(target_ratio=30, epochs=1, calibration_samples=128, clip_rates=(0.0, 0.8, 0.95),
-                         bits=(3, 5))
-    details = clipq_(model, config, ctx).details
-    assert details["estimated_ratio"] >= 30
+    config = ClipQConfig(target_size=30, finetune=TrainConfig(epochs=1), calibration_samples=128,
+                         clip_rates=(0.0, 0.8, 0.95), bits=(3, 5))
+    clipq_(model, config, ctx)
+    details = ctx.results[-1].details
+    assert details["estimated_size_reduction"] >= 30 and len(details["val_accuracy"]) == 1
     for name, info in details["layers"].items():
         w = model.get_submodule(name).weight.detach()
         assert torch.unique(w[w != 0]).numel() <= 2 ** info["bits"] - 1
         assert (w == 0).float().mean().item() == pytest.approx(info["clip_rate"], abs=0.02)
     assert not any(hasattr(m, "parametrizations") for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def test_clipq_restores_each_modules_own_mode(tiny_data):
+    # Scoring runs in eval mode; afterwards a BatchNorm frozen in eval inside a training model
+    # must still be in eval (model.train(was_training) would have switched it to training).
+    from torchslim.zoo import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", batch_norm=True).train()
+    frozen = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert frozen
+    for m in frozen:
+        m.eval()
+    ctx = Context((torch.zeros(1, 1, 28, 28),), data=tiny_data, progress=False)
+    clipq_(model, {"target_size": 8, "finetune": {"epochs": 0}, "calibration_samples": 32,
+                   "clip_rates": [0.5], "bits": [4]}, ctx)
+    assert model.training and all(not m.training for m in frozen)
+
+
+def test_target_size_is_a_factor_above_one():
+    with pytest.raises(UserError, match=r"field 'target_size' must be > 1"):
+        ClipQConfig.from_dict({"target_size": 0.5})

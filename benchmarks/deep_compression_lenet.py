@@ -2,23 +2,24 @@
 
 For each model, in one run:
 - baseline: the dense model trained for the whole budget, per seed (pretrain + prune + share epochs);
-- compressed: pretrain, then ``deepcomp.prune`` (AGP, masked retraining), ``deepcomp.share``
-  (k-means + centroid fine-tuning), ``deepcomp.encode`` (the real .tsc file, read back
-  and evaluated), so both see the same number of training epochs;
+- compressed: pretrain, then the built-in ``deep_compression`` recipe's steps:
+  ``prune.magnitude`` (AGP, masked retraining), ``quant.kmeans`` (k-means + centroid
+  fine-tuning), ``codec.encode`` (the real .tsc file, read back and evaluated), so both see
+  the same number of training epochs;
 - the same final model written in "paper mode" (all streams Huffman, fixed 5-bit fc / 4-bit
   conv relative indices) to show what the extra coder choices buy;
 - eager latency of the dense baseline vs the decoded compressed model with pruned Linears on
-  sparse CSR kernels (``deepcomp.sparse_linear``, decide: always), batch 1 and 64, medians
-  measured side by side.
+  sparse CSR kernels (``prune.sparse_linear`` with every Linear pinned to CSR), batch 1 and
+  64, medians measured side by side.
 
-    .venv/bin/python benchmarks/deepcomp_lenet.py            # both models, ~6-8 min on 2 cores
-    .venv/bin/python benchmarks/deepcomp_lenet.py --models lenet5
+    .venv/bin/python benchmarks/deep_compression_lenet.py            # both models, ~6-8 min on 2 cores
+    .venv/bin/python benchmarks/deep_compression_lenet.py --models lenet5
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import platform
 import tempfile
 import time
@@ -27,10 +28,13 @@ from pathlib import Path
 import torch
 
 from torchslim.codec import decode_model
-from torchslim.pipeline import compress
+from torchslim.core.config import TechniqueConfig
+from torchslim.core.registry import config_for
 from torchslim.data import load_dataset
+from torchslim.pipeline import compress
 from torchslim.profiler.snapshot import MeasureConfig
 from torchslim.profiler import measure_latency
+from torchslim.recipes.schema import load_recipe
 from torchslim.train import evaluate, fit
 from torchslim.zoo import create_model
 
@@ -40,21 +44,23 @@ PAPER = {
     "lenet5": {"top1_base": 99.20, "top1_comp": 99.26, "rate": 39, "pruning": 12, "bytes": "1720 KB -> 44 KB"},
 }
 
-CONFIGS = {
-    "lenet300": {
-        "pretrain_epochs": 4,
-        "prune": {"criterion": "global", "sparsity": 0.93, "schedule": "agp", "epochs": 15, "lr": 0.05,
-                  "ramp_fraction": 0.6},
-        "share": {"bits": 5, "init": "linear", "epochs": 1, "lr": 0.001, "float16": True},
-    },
-    "lenet5": {
-        "pretrain_epochs": 10,
-        "prune": {"criterion": "global", "sparsity": 0.93, "schedule": "agp", "epochs": 9, "lr": 0.05,
-                  "ramp_fraction": 0.5},
-        "share": {"bits": 4, "init": "linear", "epochs": 1, "lr": 0.001, "float16": True},
-    },
-}
+# LeNet-5 (recipe: the LeNet-300-100 one with these steps): fewer retraining epochs, 4-bit sharing.
+LENET5_STEPS = [
+    ("prune.magnitude", {"criterion": "global", "sparsity": 0.93, "schedule": "agp", "ramp_fraction": 0.5,
+                         "finetune": {"epochs": 9, "lr": 0.05}}),
+    ("quant.kmeans", {"bits": 4, "init": "linear", "float16": True, "finetune": {"epochs": 1, "lr": 0.001}}),
+    ("codec.encode", {}),
+]
 LR = 0.05
+
+
+def pipeline(name: str) -> tuple[int, list[TechniqueConfig]]:
+    """(pretraining epochs, the three steps): LeNet-300-100 runs the built-in recipe as shipped."""
+    if name == "lenet300":
+        recipe = load_recipe("deep_compression")
+        assert recipe.train.lr == LR and recipe.model.name == "zoo:lenet300"
+        return recipe.train.epochs, list(recipe.steps)
+    return 10, [config_for(step, fields) for step, fields in LENET5_STEPS]
 
 
 def latency_ratio(dense: torch.nn.Module, sparse: torch.nn.Module, x: torch.Tensor, batch: int) -> tuple[float, float]:
@@ -64,8 +70,8 @@ def latency_ratio(dense: torch.nn.Module, sparse: torch.nn.Module, x: torch.Tens
 
 
 def run(name: str, data, out: Path, seed: int, extras: bool) -> dict:
-    cfg = CONFIGS[name]
-    budget = cfg["pretrain_epochs"] + cfg["prune"]["epochs"] + cfg["share"]["epochs"]
+    pretrain_epochs, (prune, kmeans, encode) = pipeline(name)
+    budget = pretrain_epochs + prune.finetune.epochs + kmeans.finetune.epochs
     torch.manual_seed(seed)
     baseline = create_model(name)
     start = time.perf_counter()
@@ -76,9 +82,9 @@ def run(name: str, data, out: Path, seed: int, extras: bool) -> dict:
     torch.manual_seed(seed)
     model = create_model(name)
     start = time.perf_counter()
-    fit(model, data.train, epochs=cfg["pretrain_epochs"], lr=LR, progress=False, seed=seed)
+    fit(model, data.train, epochs=pretrain_epochs, lr=LR, progress=False, seed=seed)
     path = out / f"{name}_seed{seed}.tsc"
-    steps = [("deepcomp.prune", cfg["prune"]), ("deepcomp.share", cfg["share"]), ("deepcomp.encode", {"path": str(path)})]
+    steps = [prune, kmeans, dataclasses.replace(encode, path=str(path))]
     result = compress(model, steps, data=data, measure=MeasureConfig(runtimes=()), progress=False, seed=seed)
     comp_seconds = time.perf_counter() - start
     prune_step, share_step, encode_step = result.report.steps
@@ -92,10 +98,12 @@ def run(name: str, data, out: Path, seed: int, extras: bool) -> dict:
     }
     if not extras:
         return record
-    paper_mode = compress(decoded, [("deepcomp.encode", {"path": str(out / f"{name}_paper.tsc"), "coder": "huffman",
+    paper_mode = compress(decoded, [("codec.encode", {"path": str(out / f"{name}_paper.tsc"), "coder": "huffman",
                                                          "index_bits": 5, "conv_index_bits": 4})],
                           measure=MeasureConfig(runtimes=()), progress=False).report.steps[0].details
-    sparse = compress(decoded, [("deepcomp.sparse_linear", {"decide": "always"})],
+    pruned_linears = {n: True for n, m in decoded.named_modules()  # CSR wherever at most 30% dense
+                      if type(m) is torch.nn.Linear and (m.weight != 0).float().mean() <= 0.3}
+    sparse = compress(decoded, [("prune.sparse_linear", {"decisions": pruned_linears})],
                       measure=MeasureConfig(runtimes=()), progress=False).model
     x = data.test.tensors[0][:1]
     lat = {b: latency_ratio(baseline.eval(), sparse, x, b) for b in (1, 64)}
@@ -110,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("mnist5k")
-    out = Path(args.out or tempfile.mkdtemp(prefix="deepcomp_"))
+    out = Path(args.out or tempfile.mkdtemp(prefix="deep_compression_"))
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = {name: [run(name, data, out, seed, extras=i == 0) for i, seed in enumerate(seeds)]

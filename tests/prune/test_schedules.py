@@ -117,8 +117,12 @@ def test_max_accuracy_drop_is_in_points():
     """max_accuracy_drop: 1.0 allows one point of accuracy, not any drop (before: ``max_drop``
     was a fraction, so 1.0 let every group lose 75%)."""
 
+    def used(weight):  # input columns a consumer still reads
+        return int((weight.detach().flatten(2).abs().sum((0, 2)) > 0).sum()) if weight.dim() > 2 else \
+            int((weight.detach().abs().sum(0) > 0).sum())
+
     def eval_fn(m):  # 90% minus 0.2 points per removed channel: 0.25 -> 0.8, 0.5 -> 1.6, 0.75 -> 2.4 points
-        return 0.9 - 0.002 * (32 - m[0][0].out_channels - m[2][0].out_channels)
+        return 0.9 - 0.002 * (32 - used(m[2][0].weight) - used(m[5].weight))
 
     model, ctx = _net(), _ctx(eval_fn=eval_fn)
     sensitivity_(model, {"max_accuracy_drop": 1.0}, ctx)
@@ -187,3 +191,24 @@ def test_proximal_step_follows_the_learning_rate_schedule():
     hook(type("C", (), {"model": model, "step": 50})())
     torch.testing.assert_close(channel_norms_sq(model, [g])[g.id].sqrt(), (before - step / 2).clamp_min(0),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_sensitivity_rows_equal_physically_pruned_copies():
+    """Rows are scored with the consumers' columns zeroed in place (no copy): the same function
+    as the pruned model, and the model comes back bit for bit."""
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def score(m):  # any function of the outputs, sensitive to every channel
+        with torch.no_grad():
+            return float(m(x).square().mean())
+
+    model, ctx = _net(), _ctx(eval_fn=score)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sensitivity_(model, {"ratios": [0.25, 0.5]}, ctx)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    for row in ctx.results[-1].details["table"]:
+        one = _ctx()
+        pruned = prune_channels_(copy.deepcopy(model), {"ratio": 0.0, "group_ratios": {row["group"]: row["ratio"]}}, one)
+        assert row["accuracy"] == pytest.approx(score(pruned), rel=1e-5)
+        assert row["macs_reduction"] == pytest.approx(one.results[-1].details["macs_reduction"], rel=1e-3)

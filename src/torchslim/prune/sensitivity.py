@@ -1,24 +1,31 @@
 """Sensitivity analysis: accuracy after pruning one group at a time, at several ratios.
 
-For every prunable group and ratio r, a copy of the model loses r of that group's channels
-(lowest importance first, nothing else pruned) and is scored with ``ctx.eval_fn`` (Li et al.
-2017, Sec. 4.1: layers whose accuracy collapses early are pruned less). Step
+For every prunable group and ratio r, the model loses r of that group's channels (lowest
+importance first, nothing else pruned) and is scored with ``ctx.eval_fn`` (Li et al. 2017,
+Sec. 4.1: layers whose accuracy collapses early are pruned less). For an exact group the
+channels are not cut out of a copy: their consumers' input columns are zeroed in place and
+restored after scoring, which computes the same function as the pruned model (the identity
+the pruning oracle tests on every zoo model) without copying the model once per row; an
+inexact group is pruned on a deep copy. Step
 ``prune.sensitivity`` writes the table (JSON + Markdown) and a plot to the run directory and,
 with ``max_accuracy_drop`` (in points of accuracy: 0.5 = half a point of top-1), prunes each
 group by the largest tested ratio whose drop stayed within it (:func:`ratios_for_drop`; the
-drops of several groups add up, so the combined drop can be larger). All copies are pruned
-on the one dependency graph of the Context's capture of the model.
+drops of several groups add up, so the combined drop can be larger). Everything is planned on
+the one dependency graph of the Context's capture of the model.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from torchslim.core.context import Context
@@ -26,8 +33,9 @@ from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.errors import UserError
 from torchslim.prune.channels import plan_and_remove_
 from torchslim.prune.config import PruneChannelsConfig, ScoredChoice, require, shared_fields
-from torchslim.prune.importance import group_importance
-from torchslim.prune.plan import choose_groups
+from torchslim.graph.groups import Group
+from torchslim.prune.importance import group_importance, tensor_of
+from torchslim.prune.plan import choose_groups, select_channels
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,29 @@ class SensitivityRow:
     macs_reduction: float
 
 
+@contextmanager
+def consumers_ignoring(model: nn.Module, group: Group, channels: np.ndarray) -> Iterator[None]:
+    """``model`` with its consumers' input columns (role ``in``) of ``channels`` zeroed; restored on exit.
+
+    For an exact group this is the function of the model with those channels removed."""
+    saved = []
+    with torch.no_grad():
+        for s in group.slices:
+            if s.role == "in":
+                t = tensor_of(model, s.param)
+                index = torch.as_tensor(s.index[np.isin(s.channel, channels)], dtype=torch.long, device=t.device)
+                saved.append((t, s.dim, index, t.index_select(s.dim, index)))
+                t.index_fill_(s.dim, index, 0.0)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t, dim, index, values in saved:
+                t.index_copy_(dim, index, values)
+
+
 def sensitivity_rows(model: nn.Module, config: SensitivityConfig, ctx: Context) -> list[SensitivityRow]:
-    """One row per (group, ratio), each from a pruned deep copy of ``model``."""
+    """One row per (group, ratio); ``model`` is left as it was."""
     assert ctx.eval_fn is not None
     graph = ctx.dependency_graph(model)
     groups = choose_groups(model, graph, config)
@@ -52,15 +81,22 @@ def sensitivity_rows(model: nn.Module, config: SensitivityConfig, ctx: Context) 
     scores = group_importance(model, groups, config.importance, data=data, seed=ctx.seed,
                               num_batches=config.num_batches)
     baseline = float(ctx.eval_fn(model))
+    macs = graph.macs()
     rows = []
     for g in groups:
         for r in config.ratios:
-            work = copy.deepcopy(model)
-            one = PruneChannelsConfig(**shared_fields(config, ScoredChoice), ratio=0.0, group_ratios={g.name: r})
-            res = plan_and_remove_(work, one, ctx, graph=graph, scores=scores)
-            acc = float(ctx.eval_fn(work))
-            rows.append(SensitivityRow(g.name, g.channels, r, acc, 100.0 * (baseline - acc),
-                                       res.macs_before / max(res.macs_after, 1)))
+            if g.exact and any(s.role == "in" for s in g.slices):
+                removed = select_channels([g], scores, 0.0, "uniform", config.round_to, config.max_group_ratio,
+                                          {g.name: r})
+                with consumers_ignoring(model, g, removed.get(g.id, np.zeros(0, dtype=np.int64))):
+                    acc = float(ctx.eval_fn(model))
+                macs_after = graph.macs(graph.remove_mask(removed))
+            else:
+                work = copy.deepcopy(model)
+                one = PruneChannelsConfig(**shared_fields(config, ScoredChoice), ratio=0.0, group_ratios={g.name: r})
+                macs_after = plan_and_remove_(work, one, ctx, graph=graph, scores=scores).macs_after
+                acc = float(ctx.eval_fn(work))
+            rows.append(SensitivityRow(g.name, g.channels, r, acc, 100.0 * (baseline - acc), macs / max(macs_after, 1)))
     return rows
 
 

@@ -12,7 +12,7 @@ centroids per layer (Han et al. 2016, s. 3). Layouts, payload in order:
 - ``sparse_codebook``: k codebook values, gap stream, index stream of nnz symbols.
 
 Values are stored as float16 when every value of a float32 tensor survives the round trip
-through float16 bit for bit (biases rounded by ``deepcomp.share``), else in the tensor's dtype.
+through float16 bit for bit (biases rounded by ``quant.kmeans``), else in the tensor's dtype.
 """
 
 from __future__ import annotations

@@ -37,10 +37,10 @@ def test_fold_step_report_has_exact_before_after_counts():
 
 def test_steps_accept_names_tuples_and_mappings():
     model, x = small_model("lenet5")
-    result = compress(model, ["fold.bn", ("fold.bn", {"exclude": ["x"]}), {"technique": "fold.bn"}],
+    result = compress(model, ["fold.bn", ("fold.bn", {"exclude": ["classifier"]}), {"technique": "fold.bn"}],
                       example_inputs=x[:1], measure=MeasureConfig(runtimes=()), progress=False)
     assert [s.index for s in result.report.steps] == [1, 2, 3]
-    assert result.report.steps[1].config == {"exclude": ["x"]}
+    assert result.report.steps[1].config == {"exclude": ["classifier"]}
     assert result.report.steps[0].sqnr_db is None  # nothing to fold in plain LeNet-5: identical output
 
 
@@ -111,3 +111,17 @@ def test_resume_key_covers_weights_data_and_version(monkeypatch):
     monkeypatch.setattr(pipeline, "_version", lambda: "0.0.0-other")
     assert pipeline._start_key(model, digits, MeasureConfig(), 0, "") != current  # torchslim version
     assert len(model_digest(model)) == 64
+
+
+def test_a_step_that_trains_without_data_fails_before_any_step_runs(monkeypatch):
+    from torchslim.core.registry import TECHNIQUES
+
+    ran = []
+    fold = TECHNIQUES.get("fold.bn")
+    monkeypatch.setitem(TECHNIQUES._entries, "fold.bn",
+                        __import__("dataclasses").replace(fold, handler=lambda m, c, ctx: ran.append(1)))
+    model, x = small_model("lenet5")
+    with pytest.raises(UserError, match=r"steps\[2\] \(prune.channels\): finetune: training needs a 'data' section"):
+        compress(model, ["fold.bn", ("prune.channels", {"finetune": {"epochs": 1}})], example_inputs=x[:1],
+                 measure=MeasureConfig(runtimes=()), progress=False)
+    assert ran == []

@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchslim.core.config import TechniqueConfig
+from torchslim.core.config import TechniqueConfig, nested_sections
 from torchslim.core.context import Context, as_input_tuple
 from torchslim.core.digest import data_digest, model_digest
 from torchslim.core.registry import config_for, techniques
 from torchslim.errors import UserError
 from torchslim.core.numerics import output_error
 from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
+from torchslim.train.config import TrainConfig
 from torchslim.report.schema import RunReport, StepReport
 
 StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str
@@ -53,6 +54,19 @@ def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
     else:
         raise UserError(f"{where or 'step'}: expected a technique config, name, (name, fields) or mapping")
     return config_for(name, fields, where)
+
+
+def check_training_data(configs: Sequence[TechniqueConfig], has_data: bool, prefix: str = "") -> None:
+    """Every step that trains (a nested ``finetune:`` with epochs > 0, or the ``finetune`` step)
+    needs data: one line naming the step and field, before any step has touched the model."""
+    if has_data:
+        return
+    for i, config in enumerate(configs):
+        for path, train in nested_sections(config, TrainConfig):
+            if train.epochs > 0:
+                what = f"{path}: " if path else ""
+                raise UserError(f"{prefix}steps[{i + 1}] ({config.name}): {what}training needs a 'data' section "
+                                f"(or set {path + '.' if path else ''}epochs: 0)")
 
 
 def machine_info(threads: int | None) -> dict[str, Any]:
@@ -99,6 +113,7 @@ def compress(
     if isinstance(steps, (str, dict, TechniqueConfig)) or single_pair:
         raise UserError("steps must be a list of steps, e.g. ['fold.bn'] or [('prune.channels', {...})]")
     configs = [resolve_step(s, f"step {i + 1}") for i, s in enumerate(steps)]
+    check_training_data(configs, data is not None)
     measure = measure or MeasureConfig()
     if example_inputs is None and data is not None:
         example_inputs = data.test.tensors[0][:1]  # the shape the model is really used at

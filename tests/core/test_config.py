@@ -35,7 +35,7 @@ def test_valid_mapping_builds_config_with_coercions():
         ({"mode": "local"}, "field 'mode' must be one of 'uniform', 'global', got 'local'"),
         ({"verbose": "yes"}, "field 'verbose' must be true or false"),
         ({"ignore": {"a": 1}}, "field 'ignore' must be a list"),
-        ({"target": "x"}, "field 'target' must be float or NoneType"),
+        ({"target": "x"}, "field 'target' must be float or null"),
     ],
 )
 def test_errors_name_the_place_and_field(values, message):

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
-from torchslim.core.config import TechniqueConfig, from_mapping, nested_sections
+from torchslim.core.config import TechniqueConfig, from_mapping
+from torchslim.pipeline import check_training_data
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig
 from torchslim.train.config import TrainConfig
@@ -101,18 +102,6 @@ def _step(item: Any, where: str) -> TechniqueConfig:
     return config_for(name, fields, where)
 
 
-def _check_training(steps: tuple[TechniqueConfig, ...], has_data: bool, source: str) -> None:
-    """Every step that trains (a nested ``finetune:`` with epochs > 0) needs a data section."""
-    if has_data:
-        return
-    for i, step in enumerate(steps):
-        for path, train in nested_sections(step, TrainConfig):
-            if train.epochs > 0:
-                what = f"{path}: " if path else ""
-                raise UserError(f"{source}: steps[{i + 1}] ({step.name}): {what}training needs a 'data' section "
-                                f"(or set {path + '.' if path else ''}epochs: 0)")
-
-
 def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     """Validate a recipe mapping (as loaded from YAML) into a :class:`Recipe`."""
     if not isinstance(raw, dict):
@@ -144,7 +133,7 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(steps_raw, list):
         raise UserError(f"{source}: steps: expected a list of steps")
     steps = tuple(_step(item, f"{source}: steps[{i + 1}]") for i, item in enumerate(steps_raw))
-    _check_training(steps, data is not None, source)
+    check_training_data(steps, data is not None, f"{source}: ")
     measure = from_mapping(MeasureConfig, raw.get("measure"), f"{source}: measure")
     bad = [r for r in measure.runtimes if r not in ("eager", "onnxruntime")]
     if bad:

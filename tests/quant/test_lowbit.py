@@ -14,6 +14,7 @@ from torchslim.quant import (
     INQConfig,
     QATConfig,
     QuantizedConv2d,
+    QuantizedLinear,
     TTQConfig,
     UniformConfig,
     XNORConv2d,
@@ -199,3 +200,23 @@ def test_training_fields_live_only_in_the_nested_finetune_section(config_cls):
     fields = {f.name for f in dataclasses.fields(config_cls)}
     assert "finetune" in fields
     assert not fields & {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_latent_training_keeps_the_layer_attributes_a_forward_reads():
+    """The zoo ViT's attention reads ``self.q.out_features`` in its forward; while the latent
+    wrapper stood in for the Linear, training failed with an AttributeError."""
+    model, x = small_model("vit")
+    result = _run(ttq_, model, TTQConfig(finetune=_epochs(1, batch_size=32)), _ctx(x, n=32))
+    assert type(model.blocks[0].attn.q) is nn.Linear
+    assert model.blocks[0].attn.q.weight.detach().unique().numel() <= 3
+    assert result.details["finetune"]["epochs"] == 1
+
+
+def test_qat_layer_keeps_the_layer_attributes_a_forward_reads():
+    """Same for the QAT twin of an int8 Linear (the ViT failed with ``'QATLayer' object has no
+    attribute 'out_features'``)."""
+    model, x = small_model("vit")
+    ctx = _ctx(x, n=32)
+    ptq_(model, PTQConfig(num_samples=32, export_onnx=False), ctx)
+    _run(qat_, model, QATConfig(finetune=_epochs(1, lr=0.005, batch_size=32), export_onnx=False), ctx)
+    assert isinstance(model.blocks[0].attn.q, QuantizedLinear)

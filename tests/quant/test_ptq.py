@@ -235,3 +235,30 @@ def test_config_errors_name_the_field():
         PTQConfig.from_dict({"max_accuracy_drop": -1.0}, where="quant.ptq")
     with pytest.raises(UserError, match="field 'calibration_batch_size' must be >= 1"):
         PTQConfig.from_dict({"calibration_batch_size": 0}, where="quant.ptq")
+
+
+def test_model_with_nothing_to_quantize_is_a_warning_not_a_failure():
+    """A technique that does not apply to a model says so and leaves it unchanged (it used to
+    raise): no Linear for quant.dynamic; only a layer called twice for quant.ptq."""
+    from torchslim.quant import DynamicConfig, dynamic_
+
+    convs = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    x = torch.randn(2, 3, 8, 8)
+    ctx = _ctx(x)
+    assert dynamic_(convs, DynamicConfig(), ctx) is convs and type(convs[0]) is nn.Conv2d
+    assert ctx.results[-1].warnings == ["quant.dynamic: no Linear layer to quantize (none in the model, or none "
+                                        "selected by include/exclude); the model is unchanged"]
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            return self.conv(self.conv(x))
+
+    model = Twice().eval()
+    result = _ptq(model, PTQConfig(), _ctx(x))
+    assert type(model.conv) is nn.Conv2d and result.details == {"planned_layers": 0, "quantized_layers": 0}
+    assert result.warnings[0] == "conv: called more than once, left in float"
+    assert "no Conv2d/Linear layer to quantize" in result.warnings[1]

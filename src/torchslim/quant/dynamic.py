@@ -27,7 +27,6 @@ from torchslim.core.context import Context
 from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.core.select import select_layers
-from torchslim.errors import UserError
 from torchslim.quant.observers import quantize_weight, symmetric_weight_scales
 from torchslim.serialize.spec import allow_module
 
@@ -88,7 +87,9 @@ def dynamic_(model: nn.Module, config: DynamicConfig, ctx: Context) -> HandlerRe
     """Dynamic int8 Linear layers (int8 weights, per-call activation ranges) for ORT's integer matmuls."""
     layers = select_layers(model, (nn.Linear,), config.include, config.exclude)
     if not layers:
-        raise UserError("quant.dynamic: no Linear layer selected (check include/exclude)")
+        return HandlerResult(model, ["quant.dynamic: no Linear layer to quantize (none in the model, or none "
+                                     "selected by include/exclude); the model is unchanged"],
+                             {"quantized_linear_layers": 0})
     for name, layer in layers:
         new = DynamicQuantizedLinear(layer.in_features, layer.out_features, layer.bias is not None)
         with torch.no_grad():

@@ -30,6 +30,7 @@ from torchslim.core.modules import set_submodule
 from torchslim.core.select import select_layers
 from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
+from torchslim.quant.modules import StandIn
 from torchslim.train import StepHook
 from torchslim.train.config import TrainConfig
 
@@ -56,7 +57,7 @@ def need_data(ctx: Context, step: str) -> None:
         raise UserError(f"{step} needs training data: set 'data:' in the recipe (or data= in compress)")
 
 
-class LatentWeight(nn.Module):
+class LatentWeight(StandIn):
     """Training-time wrapper: runs ``layer`` with ``quantizer(layer.weight)`` in place of its weight."""
 
     def __init__(self, layer: nn.Module, quantizer: Quantizer, extra: dict[str, nn.Parameter] | None = None) -> None:

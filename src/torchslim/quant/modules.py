@@ -31,6 +31,24 @@ from torchslim.serialize.spec import allow_module
 ACTIVATIONS = ("none", "relu", "relu6")
 
 
+# Shape attributes of Conv/Linear layers that a model's forward may read from its submodules
+# (the zoo ViT reads ``self.q.out_features``), so a training-time stand-in must answer them.
+LAYER_ATTRIBUTES = frozenset({"in_features", "out_features", "in_channels", "out_channels", "kernel_size",
+                              "stride", "padding", "dilation", "groups"})
+
+
+class StandIn(nn.Module):
+    """Base of modules that stand in for a layer while it trains (its latent-weight or QAT twin):
+    the layer's :data:`LAYER_ATTRIBUTES` are read from the module named ``stands_for``."""
+
+    stands_for = "layer"
+
+    def __getattr__(self, name: str) -> Any:
+        if name in LAYER_ATTRIBUTES:
+            return getattr(super().__getattr__(self.stands_for), name)
+        return super().__getattr__(name)
+
+
 class DequantizeWeight(torch.autograd.Function):
     """``W_int8 * scale`` along ``axis``; exports as one ONNX ``DequantizeLinear`` (axis attr)."""
 

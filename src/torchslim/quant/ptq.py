@@ -200,9 +200,11 @@ def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str
     warnings = list(fold_bn_.handler(model, FoldBNConfig(), ctx).warnings)
     selected = {name for name, _ in select_layers(model, LAYER_TYPES, config.include, config.exclude)}
     plan = build_plan(model, ctx.module_graph(model), selected)
-    if not plan.layers:
-        raise UserError(f"{step}: no Conv2d/Linear layer selected (check include/exclude)")
     warnings += [f"{name}: called more than once, left in float" for name in plan.skipped]
+    if not plan.layers:
+        warnings.append(f"{step}: no Conv2d/Linear layer to quantize (none in the model, or none selected by "
+                        "include/exclude, or each called more than once); the model is unchanged")
+        return HandlerResult(model, warnings, {"planned_layers": 0, "quantized_layers": 0})
     cal = calibrate(model, plan, calibration_batches(ctx, config.num_samples, config.calibration_batch_size, step),
                     config)
     float_model = copy.deepcopy(model)
@@ -210,7 +212,8 @@ def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str
     quantized = set(plan.layers)
     convert(model, plan, cal, quantized, config.act_dtype)
     sqnr = local_sqnr(float_model, model, plan, quantized, probe)
-    details: dict[str, object] = {"observer": config.observer, "act_dtype": config.act_dtype, "sqnr_db": sqnr}
+    details: dict[str, object] = {"observer": config.observer, "act_dtype": config.act_dtype,
+                                  "planned_layers": len(plan.layers), "sqnr_db": sqnr}
     if config.max_accuracy_drop is not None:
         warnings += _mixed_precision_(model, float_model, plan, cal, quantized, sqnr, config, ctx, details, step)
     details["quantized_layers"] = len(quantized)
@@ -252,7 +255,7 @@ def _restore(model: nn.Module, float_model: nn.Module) -> None:
 def ptq_(model: nn.Module, config: PTQConfig, ctx: Context) -> HandlerResult:
     """Post-training int8 (per-channel weights, calibrated activations) running on ORT integer kernels."""
     result = quantize_model_(model, config, ctx)
-    if config.export_onnx:
+    if config.export_onnx and result.details["planned_layers"]:
         from torchslim.quant.onnx_check import export_and_check
 
         details, warnings = export_and_check(model, ctx, "quant_ptq_int8.onnx")

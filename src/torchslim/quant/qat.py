@@ -35,7 +35,7 @@ from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
-from torchslim.quant.modules import QuantizedConv2d, QuantizedLinear, _act, fake_quant_act
+from torchslim.quant.modules import QuantizedConv2d, QuantizedLinear, StandIn, _act, fake_quant_act
 from torchslim.quant.observers import OBSERVERS
 from torchslim.quant.ptq import PTQConfig, quantize_model_
 from torchslim.train.config import TrainConfig
@@ -63,8 +63,10 @@ def lsq_quantize(v: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor 
     return (torch.clamp(_round_ste(v / s) + zero_point, qmin, qmax) - zero_point) * s
 
 
-class QATLayer(nn.Module):
+class QATLayer(StandIn):
     """Training-time twin of an int8 layer: float ``weight``, fake-quantized weights and activations."""
+
+    stands_for = "source"
 
     def __init__(self, source: QuantizedConv2d | QuantizedLinear, lsq: bool) -> None:
         super().__init__()
@@ -155,6 +157,8 @@ def qat_(model: nn.Module, config: QATConfig, ctx: Context) -> HandlerResult:
         details["started_from"] = "ptq (run by this step)"
     else:
         details["started_from"] = "the model's int8 layers"
+    if not _int8_layers(model):
+        return HandlerResult(model, warnings + ["quant.qat: no int8 layer to train; the model is unchanged"], details)
     before = ctx.eval_fn(model) if ctx.eval_fn else None
     wrapped = []
     for name, layer in _int8_layers(model):

@@ -27,8 +27,8 @@ def _n_int8(model: nn.Module) -> int:
 
 
 def test_every_layer_back_in_float_warns_no_integer_op_and_float_compute():
-    """Mixed precision that gives up on every layer used to crash (min() of an empty set);
-    now the model stays float and the step says ONNX Runtime runs no integer op."""
+    """Mixed precision that sends every layer back to float leaves an fp32 model; the step now
+    says ONNX Runtime runs no integer op and which float ops remain (it said nothing before)."""
     model, x = small_model("lenet5")
 
     def eval_fn(m: nn.Module) -> float:  # accuracy recovers only with every layer in float

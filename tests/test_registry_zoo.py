@@ -5,8 +5,8 @@ Per (technique, model): ``compress`` runs the technique's default config (nested
 to one short epoch on a tiny split), the step report is filled and JSON-serialisable,
 ``save``/``load`` round-trips exactly (same tensors, same outputs bit for bit), and the ONNX
 export loads in ONNX Runtime and agrees with PyTorch (SQNR floor: the export is float32
-arithmetic in another order, so only rounding differs; 40 dB catches a wrong graph while
-tolerating fake-quant rounding ties).
+arithmetic in another order, so only rounding differs; 40 dB catches a wrong graph; simulated
+int8 gets its own floor, see SQNR_FLOOR_DB).
 
 A technique that does not apply to a model (no layer of its kind) must say so in a step
 warning, never fail. Overrides below only shrink the work (grids, sample counts); each says why.
@@ -27,12 +27,16 @@ from tests.conftest import SMALL_ZOO, small_model
 
 # Only to keep the suite fast; never to dodge a failure.
 FAST: dict[str, dict] = {
-    "quant.ptq": {"num_samples": 16, "batch_size": 16},
+    "quant.ptq": {"num_samples": 16, "calibration_batch_size": 16},
     "quant.clipq": {"calibration_samples": 16, "clip_rates": [0.9], "bits": [3]},  # scoring: layers x grid forwards
     "quant.kmeans": {"iterations": 5},
     "prune.sensitivity": {"ratios": [0.5]},
     "prune.iterative": {"steps": 2},
 }
+# Simulated int8 (fake-quant modules in eager) against ONNX Runtime's integer kernels: ORT
+# requantizes in integer arithmetic, eager rounds in float, so outputs differ by up to a few
+# quantization steps (tests/quant bounds that at <= 4 steps); a wrong graph is near 0 dB.
+SQNR_FLOOR_DB = {"quant.ptq": 20.0, "quant.qat": 20.0}
 # ResNet-50 at 32x32 instead of 64x64 (same architecture; its stem still downsamples to 1x1).
 INPUT = {"resnet50": (3, 32, 32)}
 
@@ -114,4 +118,4 @@ def test_technique_on_zoo_model(technique, zoo, tmp_path):
     session = onnx_session(path, threads=1)
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})[:1]
     assert got.shape == tuple(expected.shape)
-    assert _sqnr(expected.numpy(), got) > 40
+    assert _sqnr(expected.numpy(), got) > SQNR_FLOOR_DB.get(technique, 40.0)

@@ -5,7 +5,8 @@ from torch import nn
 from torchslim import compress
 from torchslim.errors import UserError
 from torchslim.fold.bn import FoldBNConfig
-from torchslim.profiler.snapshot import MeasureConfig, output_error
+from torchslim.core.numerics import output_error
+from torchslim.profiler.snapshot import MeasureConfig
 from tests.conftest import small_model
 
 EAGER_ONLY = MeasureConfig(runtimes=("eager",))

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from torchslim.core.modules import evaluating
-from torchslim.core.numerics import output_error  # noqa: F401  (re-exported for callers)
 from torchslim.report.schema import LatencyPoint, Snapshot
 
 

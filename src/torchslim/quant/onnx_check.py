@@ -25,8 +25,7 @@ from torch import nn
 
 from torchslim.core.context import Context
 from torchslim.core.modules import evaluating
-from torchslim.quant.dynamic import DynamicQuantizedLinear
-from torchslim.quant.modules import QuantizedConv2d, QuantizedLinear
+from torchslim.quant.modules import DynamicQuantizedLinear, QuantizedConv2d, QuantizedLinear
 
 INTEGER_OPS = frozenset({
     "QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QLinearAdd", "QLinearMul",

@@ -118,6 +118,26 @@ def test_cp_forward_equals_conv_with_reconstructed_weight(key):
     assert torch.allclose(cp_conv(conv, 5, n_iter_max=30)(x), with_weight(conv, x, weight), atol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:Trying to compute SVD with n_eigenvecs")  # TensorLy on its own padding
+@pytest.mark.parametrize("shape, rank", [((6, 5, 3, 3), 3), ((8, 7, 3, 5), 2), ((16, 8, 3, 3), 20)])
+def test_cp_als_equals_tensorly_parafac(shape, rank):
+    """The hand-written CP-ALS (its MTTKRP never forms the Khatri-Rao product) is TensorLy's
+    ``parafac`` step for step: the same SVD init (and the same seeded padding of modes smaller
+    than the rank), the same sweeps, the same kernel to rounding."""
+    import tensorly as tl
+    from tensorly.decomposition import parafac
+
+    from torchslim.lowrank.cp import cp_factors
+
+    w = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with tl.backend_context("pytorch"):
+        ref = parafac(w, rank=rank, init="svd", n_iter_max=30, random_state=0, tol=1e-8)
+    lam, factors = cp_factors(w, rank, n_iter_max=30)
+    kernel = "r,or,ir,hr,wr->oihw"
+    assert torch.allclose(torch.einsum(kernel, lam, *factors), torch.einsum(kernel, ref.weights, *ref.factors),
+                          atol=1e-12)
+
+
 def test_cp_error_decreases_with_rank():
     conv = make_conv("plain")
     errors = [float((conv.weight - cp_reconstruct(conv, r, n_iter_max=200)).norm()) for r in (1, 2, 4, 8, 16, 32)]

@@ -149,7 +149,8 @@ def test_pinning_the_recorded_decisions_rebuilds_the_same_model_without_timing()
 
 def test_a_pinned_name_that_is_no_candidate_layer_is_a_user_error_with_close_matches():
     model, x = small_model("resnet20")
-    with pytest.raises(UserError, match=r"field 'decisions': 'layer1.0.conv' matches no layer \(close matches: .*layer1.0.conv1"):
+    message = r"field 'decisions': 'layer1.0.conv' matches no layer \(close matches: .*layer1.0.conv1"
+    with pytest.raises(UserError, match=message):
         run_step(svd_, model, x, decisions={"layer1.0.conv": True}, **FAST)
 
 

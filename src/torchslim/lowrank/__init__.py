@@ -4,7 +4,7 @@ Steps: ``lowrank.svd`` (Linear -> two Linears, Conv2d -> kxk + 1x1), ``lowrank.t
 (Tucker-2: 1x1 -> kxk core -> 1x1), ``lowrank.cp`` (Lebedev et al. 2015: 1x1 -> depthwise
 kx1 -> depthwise 1xk -> 1x1), ``lowrank.spatial`` (Jaderberg et al. 2014: kx1 -> 1xk) and
 ``lowrank.regularize`` (nuclear-norm training, Alvarez & Salzmann 2017). Every replacement is
-an ``nn.Sequential`` of standard layers. TensorLy and SciPy load on first use.
+an ``nn.Sequential`` of standard layers. TensorLy (Tucker-2) and SciPy (VBMF) load on first use.
 
 The Python API is the registered step functions, ``technique_(model, config, ctx) -> model``:
 ``svd_(model, SVDConfig(rank_method="macs", target_macs=2.0), ctx)``, the step's details in

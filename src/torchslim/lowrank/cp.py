@@ -1,8 +1,15 @@
 """CP decomposition of Conv2d (Lebedev, Ganin, Rakhuba, Oseledets & Lempitsky, ICLR 2015).
 
-W (O, I, kh, kw) ~ sum_r lambda_r a_r (x) b_r (x) v_r (x) h_r, rank R, computed by TensorLy's
-``parafac`` (ALS from an SVD init, seeded) in float64 on its pytorch backend (one thread). The replacement
-(Lebedev et al., Eq. 3-4) is four standard convs:
+W (O, I, kh, kw) ~ sum_r lambda_r a_r (x) b_r (x) v_r (x) h_r, rank R, by alternating least
+squares (Kolda & Bader 2009, Sec. 3.4) from an SVD init, seeded, in float64 on one thread:
+the same algorithm, init and stopping rule as TensorLy's ``parafac`` (``init="svd"``,
+``tol=1e-8``), hand-written only for its MTTKRP. TensorLy multiplies the unfolding by the
+materialised Khatri-Rao product of the other factors, which for the two kernel modes is an
+(O I k, R) matrix: 3.2 GB for a 512-channel 3x3 conv at R = 512, and for a 256-channel one
+5.3 s for 5 sweeps, 3.4 s of it in the kernel's page faults (measured). Here the big
+modes are contracted first, one matmul at a time (never more than (I kh kw, R)): 1.0 s for
+the same 5 sweeps with the same reconstruction error. The replacement (Lebedev et al.,
+Eq. 3-4) is four standard convs:
 
     Conv2d(I, R, 1, no bias)                                weight b_r
     Conv2d(R, R, (kh, 1), groups=R, stride/pad/dil on H)    weight v_r   (depthwise)
@@ -19,9 +26,9 @@ two channel-unfolding ranks (a heuristic; CP rank is not defined by a matrix spe
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,23 +42,76 @@ from torchslim.lowrank.tucker import channel_unfoldings
 
 @dataclass(frozen=True)
 class CPConfig(FactorizeConfig):
-    """``n_iter_max``: ALS iterations of ``tensorly.decomposition.parafac``."""
+    """``n_iter_max``: ALS sweeps (fewer when the relative error changes by less than 1e-8)."""
 
     n_iter_max: int = 100
 
 
-def cp_factors(weight: torch.Tensor, rank: int, seed: int = 0, n_iter_max: int = 100
-               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(lambda (R,), [A (O, R), B (I, R), V (kh, R), H (kw, R)]), float64."""
-    import tensorly as tl  # lazy: importing torchslim must not import TensorLy
-    from tensorly.decomposition import parafac
+def _svd_init(w: torch.Tensor, rank: int, seed: int) -> list[torch.Tensor]:
+    """Leading left singular vectors of each unfolding (mode 0 scaled by the singular values,
+    so the factors start at the tensor's scale); a mode smaller than ``rank`` is padded with
+    uniform columns from ``numpy.random.RandomState(seed)``, drawn in mode order: the draws of
+    ``tensorly.decomposition._cp.initialize_cp(init="svd", random_state=seed)``."""
+    rng = np.random.RandomState(seed)
+    factors = []
+    for mode in range(w.dim()):
+        u, s, _ = torch.linalg.svd(w.movedim(mode, 0).reshape(w.shape[mode], -1), full_matrices=False)
+        k = min(rank, u.shape[1])
+        u = u[:, :k] * s[:k] if mode == 0 else u[:, :k]
+        if k < rank:
+            u = torch.cat([u, torch.from_numpy(rng.random_sample((w.shape[mode], rank - k))).to(w.dtype)], 1)
+        factors.append(u)
+    return factors
 
-    with tl.backend_context("pytorch"), single_thread(), warnings.catch_warnings():
-        # An SVD init with more components than a mode's size pads with seeded random columns.
-        warnings.filterwarnings("ignore", message=".*n_eigenvecs.*")
-        cp = parafac(weight.detach().double().cpu(), rank=rank, init="svd", n_iter_max=n_iter_max,
-                     random_state=seed, tol=1e-8)
-    return cp.weights, list(cp.factors)
+
+def _mttkrp(w: torch.Tensor, factors: list[torch.Tensor], mode: int, by_a: torch.Tensor) -> torch.Tensor:
+    """Unfolding of W along ``mode`` times the Khatri-Rao product of the other factors, (n_mode, R),
+    without forming that product. ``by_a`` = sum_o W[o, i, h, k] A[o, r], shape (I, kh, kw, R)."""
+    a, b, v, h = factors
+    if mode == 0:
+        o, i, kh, kw = w.shape
+        by_b = (w.permute(0, 2, 3, 1).reshape(-1, i) @ b).reshape(o, kh, kw, -1)
+        return torch.einsum("ohkr,hr,kr->or", by_b, v, h)
+    spec, others = {1: ("ihkr,hr,kr->ir", (v, h)), 2: ("ihkr,ir,kr->hr", (b, h)), 3: ("ihkr,ir,hr->kr", (b, v))}[mode]
+    return torch.einsum(spec, by_a, *others)
+
+
+def cp_factors(weight: torch.Tensor, rank: int, seed: int = 0, n_iter_max: int = 100, tol: float = 1e-8
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(lambda (R,), [A (O, R), B (I, R), V (kh, R), H (kw, R)]), float64, by CP-ALS.
+
+    Each sweep solves mode n's factor from the normal equations F_n G_n = MTTKRP_n, G_n the
+    Hadamard product of the other factors' Gram matrices (least squares: G_n may be singular
+    when R exceeds a mode's size); stops after ``n_iter_max`` sweeps or when the relative
+    error ||W - W_hat|| / ||W|| changes by less than ``tol``.
+    """
+    w = weight.detach().double().cpu()
+    o, i, kh, kw = w.shape
+    with single_thread():
+        factors = _svd_init(w, rank, seed)
+        norm2 = float((w * w).sum())
+        previous = None
+        for _ in range(n_iter_max):
+            by_a = torch.empty(0)
+            for mode in range(4):
+                gram = torch.ones(rank, rank, dtype=w.dtype)
+                for j, f in enumerate(factors):
+                    if j != mode:
+                        gram = gram * (f.T @ f)
+                if mode == 1:  # A is final for this sweep: modes 1-3 share its contraction
+                    by_a = (w.reshape(o, -1).T @ factors[0]).reshape(i, kh, kw, rank)
+                mttkrp = _mttkrp(w, factors, mode, by_a)
+                factors[mode] = torch.linalg.lstsq(gram, mttkrp.T, driver="gelsd").solution.T
+            # ||W - W_hat||^2 = ||W||^2 - 2 <W, W_hat> + ||W_hat||^2, <W, W_hat> from the last MTTKRP
+            gram = torch.ones(rank, rank, dtype=w.dtype)
+            for f in factors:
+                gram = gram * (f.T @ f)
+            residual2 = abs(norm2 - 2 * float((mttkrp * factors[3]).sum()) + float(gram.sum()))
+            error = math.sqrt(residual2 / norm2) if norm2 else 0.0
+            if previous is not None and abs(previous - error) < tol:
+                break
+            previous = error
+    return torch.ones(rank, dtype=w.dtype), factors
 
 
 @torch.no_grad()
@@ -98,5 +158,5 @@ def cp_method(n_iter_max: int = 100) -> Method:
 
 @register_technique("lowrank.cp", CPConfig)
 def cp_(model: nn.Module, config: CPConfig, ctx: Context) -> HandlerResult:
-    """CP (TensorLy parafac, Lebedev et al. 2015): 1x1 -> depthwise kx1 -> depthwise 1xk -> 1x1."""
+    """CP (ALS, Lebedev et al. 2015): 1x1 -> depthwise kx1 -> depthwise 1xk -> 1x1."""
     return factorize_model_(model, config, ctx, cp_method(config.n_iter_max))

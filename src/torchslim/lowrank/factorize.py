@@ -9,7 +9,7 @@ the layer's own shape (:func:`torchslim.core.timing.compare_interleaved` via ``d
 and the replacement is kept only when ``min_speedup`` times faster. With ``rank_method:
 macs, scope: model`` the target is re-allocated over the layers left (up to 3 rounds).
 Then the optional ``finetune`` (:func:`torchslim.distill.finetune.finetune_`).
-Hand-written: the driver itself; decompositions use torch.linalg / TensorLy.
+Hand-written: the driver itself; decompositions use torch.linalg / TensorLy (CP-ALS: see cp.py).
 """
 
 from __future__ import annotations

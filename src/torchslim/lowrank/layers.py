@@ -97,8 +97,8 @@ def plain_rank(rank: Rank) -> Any:
 @contextmanager
 def single_thread() -> Iterator[None]:
     """Run decompositions on one intra-op thread: on a shared 2-core machine, multi-threaded
-    BLAS inside TensorLy's ALS loop was measured 10-25x slower than one thread, and one
-    thread makes the factors reproducible."""
+    BLAS inside an ALS loop (CP, Tucker's HOOI) was measured 10-25x slower than one thread,
+    and one thread makes the factors reproducible."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -108,7 +108,7 @@ def test_origin_records_every_resolved_kwarg():
     model = create_model("zoo:vgg16", in_channels=1, num_classes=10, image_size=32)
     assert model._torchslim_origin == {
         "name": "vgg16",
-        "kwargs": {"in_channels": 1, "num_classes": 10, "image_size": 32},
+        "kwargs": {"in_channels": 1, "num_classes": 10, "image_size": 32, "width_mult": 1.0},
         "input_shape": [1, 32, 32],
         "num_classes": 10,
     }
@@ -131,3 +131,18 @@ def test_example_input_is_seeded_and_shaped():
     assert example_input(model, batch_size=3).shape == (3, 1, 48, 48)
     with pytest.raises(UserError, match="Linear"):
         example_input(nn.Linear(2, 2))
+
+
+def test_width_mult_scales_every_stage_and_is_checked():
+    import pytest as _pytest
+    from torch import nn as _nn
+
+    from torchslim.errors import UserError as _UserError
+
+    resnet = create_model("zoo:resnet50", width_mult=0.25, num_classes=10)
+    assert resnet.conv1.out_channels == 16 and resnet.fc.in_features == 512  # 2048 / 4
+    vgg = create_model("zoo:vgg16", image_size=32, width_mult=0.5)
+    assert [m.out_channels for m in vgg.modules() if isinstance(m, _nn.Conv2d)][:3] == [32, 32, 64]
+    for bad in (0, -1.0, 5.0, True, "x"):
+        with _pytest.raises(_UserError, match="width_mult must be a number in"):
+            create_model("zoo:vgg11", width_mult=bad)

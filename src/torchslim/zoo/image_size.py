@@ -1,4 +1,4 @@
-"""Image-size rules shared by the model files: the small-image switch and the size check."""
+"""Size rules shared by the model files: the small-image switch, image-size and width checks."""
 
 from __future__ import annotations
 
@@ -14,3 +14,10 @@ def check_image_size(model: str, image_size: int, minimum: int, multiple: int = 
         raise UserError(f"model {model!r}: image_size must be an integer >= {minimum}, got {image_size!r}")
     if image_size % multiple:
         raise UserError(f"model {model!r}: image_size must be a multiple of {multiple}, got {image_size}")
+
+
+def check_width_mult(model: str, width_mult: float) -> float:
+    """``width_mult`` as a float in (0, 4] (a channel-width multiplier), else a UserError."""
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not 0 < width_mult <= 4:
+        raise UserError(f"model {model!r}: width_mult must be a number in (0, 4], got {width_mult!r}")
+    return float(width_mult)

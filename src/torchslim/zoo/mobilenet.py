@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchslim.errors import UserError
-from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size
+from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size, check_width_mult
 from torchslim.zoo.registry import register_model
 
 # (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper.
@@ -115,6 +114,5 @@ def mobilenetv2(
     *, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0, image_size: int = 224
 ) -> nn.Module:
     check_image_size("mobilenetv2", image_size, minimum=32)
-    if not isinstance(width_mult, (int, float)) or width_mult <= 0:
-        raise UserError(f"model 'mobilenetv2': width_mult must be a positive number, got {width_mult!r}")
-    return MobileNetV2(in_channels, num_classes, float(width_mult), small=image_size <= SMALL_IMAGE_MAX)
+    width_mult = check_width_mult("mobilenetv2", width_mult)
+    return MobileNetV2(in_channels, num_classes, width_mult, small=image_size <= SMALL_IMAGE_MAX)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchslim.zoo.image_size import check_image_size
+from torchslim.zoo.image_size import check_image_size, check_width_mult
 from torchslim.zoo.registry import register_model
 
 
@@ -133,15 +133,18 @@ def resnet56(*, in_channels: int = 3, num_classes: int = 10) -> nn.Module:
 class ResNet(nn.Module):
     """ImageNet ResNet with bottlenecks: stem 7x7/2 + maxpool/2, four stages, global pool, fc."""
 
-    def __init__(self, layers: list[int], in_channels: int = 3, num_classes: int = 1000) -> None:
+    def __init__(self, layers: list[int], in_channels: int = 3, num_classes: int = 1000,
+                 width_mult: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        stem = max(1, round(64 * width_mult))
+        self.conv1 = nn.Conv2d(in_channels, stem, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        in_planes = 64
+        in_planes = stem
         stages = []
-        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+        widths = [max(1, round(w * width_mult)) for w in (64, 128, 256, 512)]
+        for i, (planes, blocks) in enumerate(zip(widths, layers)):
             stride = 1 if i == 0 else 2
             stage = [Bottleneck(in_planes, planes, stride)]
             in_planes = planes * Bottleneck.expansion
@@ -165,8 +168,10 @@ class ResNet(nn.Module):
     num_classes=1000,
     description="ImageNet ResNet-50 v1.5 (bottlenecks, stride on 3x3), 25,557,032 params",
 )
-def resnet50(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 224) -> nn.Module:
-    """``image_size`` only sets the recorded input shape (global pooling accepts any size >= 32)."""
+def resnet50(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 224,
+             width_mult: float = 1.0) -> nn.Module:
+    """``image_size`` only sets the recorded input shape (global pooling accepts any size >= 32).
+    ``width_mult`` scales every stage's width (the same topology, e.g. 0.25 for fast tests)."""
     check_image_size("resnet50", image_size, minimum=32)
-    return ResNet([3, 4, 6, 3], in_channels, num_classes)
+    return ResNet([3, 4, 6, 3], in_channels, num_classes, check_width_mult("resnet50", width_mult))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size
+from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size, check_width_mult
 from torchslim.zoo.registry import register_model
 
 # Conv widths per configuration ("M" = 2x2 max-pool), Table 1 of the paper.
@@ -67,9 +67,12 @@ class VGG(nn.Module):
         return self.classifier(self.flatten(self.avgpool(self.features(x))))
 
 
-def _vgg(name: str, cfg: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+def _vgg(name: str, cfg: str, in_channels: int, num_classes: int, image_size: int, width_mult: float) -> nn.Module:
+    """``width_mult`` scales every conv width (the same topology, e.g. 0.25 for fast tests)."""
     check_image_size(name, image_size, minimum=32)
-    return VGG(_CFGS[cfg], in_channels, num_classes, small=image_size <= SMALL_IMAGE_MAX)
+    width_mult = check_width_mult(name, width_mult)
+    widths = [v if v == "M" else max(1, round(v * width_mult)) for v in _CFGS[cfg]]
+    return VGG(widths, in_channels, num_classes, small=image_size <= SMALL_IMAGE_MAX)
 
 
 @register_model(
@@ -78,8 +81,9 @@ def _vgg(name: str, cfg: str, in_channels: int, num_classes: int, image_size: in
     num_classes=1000,
     description="VGG-11 with BN (config A); image_size<=64 gives the CIFAR head",
 )
-def vgg11(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 224) -> nn.Module:
-    return _vgg("vgg11", "A", in_channels, num_classes, image_size)
+def vgg11(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 224,
+          width_mult: float = 1.0) -> nn.Module:
+    return _vgg("vgg11", "A", in_channels, num_classes, image_size, width_mult)
 
 
 @register_model(
@@ -88,5 +92,6 @@ def vgg11(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 22
     num_classes=1000,
     description="VGG-16 with BN (config D), 138,365,992 params; image_size<=64 gives the CIFAR head",
 )
-def vgg16(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 224) -> nn.Module:
-    return _vgg("vgg16", "D", in_channels, num_classes, image_size)
+def vgg16(*, in_channels: int = 3, num_classes: int = 1000, image_size: int = 224,
+          width_mult: float = 1.0) -> nn.Module:
+    return _vgg("vgg16", "D", in_channels, num_classes, image_size, width_mult)

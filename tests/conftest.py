@@ -26,12 +26,13 @@ SMALL_ZOO = {
 SMALL_INPUT = {"resnet50": (3, 64, 64)}
 
 
-def small_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """A zoo model in eval mode with randomised BN statistics, and a seeded input batch of 2."""
+def small_model(name: str, seed: int = 0, **kwargs: object) -> tuple[nn.Module, torch.Tensor]:
+    """A zoo model in eval mode with randomised BN statistics, and a seeded input batch of 2
+    (``kwargs`` override the small configuration, e.g. ``width_mult``)."""
     from torchslim.zoo import create_model
 
     torch.manual_seed(seed)
-    model = create_model(name, **SMALL_ZOO[name]).eval()
+    model = create_model(name, **{**SMALL_ZOO[name], **kwargs}).eval()
     gen = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):

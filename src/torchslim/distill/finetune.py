@@ -42,7 +42,8 @@ def finetune_(model: nn.Module, config: TrainConfig | None, ctx: Context, *, aft
     teacher = ctx.teacher if config.distill != "none" else None
     if config.distill != "none" and teacher is None:
         raise UserError(f"finetune: distill={config.distill} needs the original model as teacher (ctx.teacher is None)")
-    _, details = run_distillation(trained or model, teacher, ctx.data.train, config, val_data=ctx.data.val,
+    _, details = run_distillation(trained or model, teacher, ctx.data.train, config,
+                                  val_data=getattr(ctx.data, "val", None),
                                   seed=ctx.seed, progress=ctx.progress, after_step=after_step,
                                   extra_losses=extra_losses)
     return details

@@ -24,12 +24,12 @@ from torch import nn
 from torchslim.core.config import TechniqueConfig, nested_sections
 from torchslim.core.context import Context, as_input_tuple
 from torchslim.core.digest import data_digest, model_digest
+from torchslim.core.numerics import output_error
 from torchslim.core.registry import config_for, techniques
 from torchslim.errors import UserError
-from torchslim.core.numerics import output_error
 from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
-from torchslim.train.config import TrainConfig
 from torchslim.report.schema import RunReport, StepReport
+from torchslim.train.config import TrainConfig
 
 StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str
 

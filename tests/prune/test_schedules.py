@@ -17,7 +17,6 @@ from torchslim.core.registry import techniques
 from torchslim.errors import UserError
 from torchslim.prune import (
     GroupLassoConfig,
-    IterativePruneConfig,
     SensitivityConfig,
     group_lasso_,
     prune_channels_,

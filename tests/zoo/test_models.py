@@ -23,6 +23,8 @@ FAST_KWARGS: dict[str, dict] = {
     "vgg11": {"image_size": 32},
     "vgg16": {"image_size": 32},
     "mobilenetv2": {"image_size": 32},
+    "mobilenetv3": {"image_size": 32},
+    "efficientnet_b0": {"image_size": 32},
     "squeezenet": {"image_size": 32},
     "shufflenetv2": {"image_size": 32},
 }
@@ -95,6 +97,10 @@ PARAM_COUNTS = [
     ("mobilenetv2", {"width_mult": 0.5}, 1_968_680),
     ("squeezenet", {}, 1_235_496),
     ("shufflenetv2", {}, 1_366_792),
+    # torchvision's efficientnet_b0, mobilenet_v3_large, mobilenet_v3_small
+    ("efficientnet_b0", {}, 5_288_548),
+    ("mobilenetv3", {}, 5_483_032),
+    ("mobilenetv3", {"variant": "small"}, 2_542_856),
 ]
 
 
@@ -119,12 +125,17 @@ MACS = [
     ("mobilenetv2", 300.8e6, 0.005),
     ("squeezenet", 0.35e9, 0.02),
     ("shufflenetv2", 0.04e9, 0.05),
+    # torchvision's published GFLOPS: 0.39 (B0), 0.22 (V3-Large), 0.06 (V3-Small), given to 2 digits
+    ("efficientnet_b0", 0.39e9, 0.015),
+    ("mobilenetv3", 0.22e9, 0.025),
+    ("mobilenetv3:small", 0.06e9, 0.06),
 ]
 
 
 @pytest.mark.parametrize("name, expected, rel", MACS, ids=[m[0] for m in MACS])
 def test_macs(name, expected, rel):
-    model = _meta(name).eval()
+    name, _, variant = name.partition(":")
+    model = _meta(name, **({"variant": variant} if variant else {})).eval()
     with FlopCounterMode(display=False) as counter:
         model(example_input(model).to("meta"))
     assert counter.get_total_flops() / 2 == pytest.approx(expected, rel=rel)
@@ -183,7 +194,7 @@ def test_torch_export_and_fx_match_eager(name):
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
-@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet20", "efficientnet_b0", "mobilenetv3"])
 def test_onnx_export_matches_onnxruntime(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
@@ -208,6 +219,11 @@ def test_onnx_export_matches_onnxruntime(name, tmp_path):
         ("mobilenetv2", {"image_size": 96}, 3),  # ImageNet layout, /32
         ("squeezenet", {"image_size": 32}, 3),  # stem stride 1
         ("vgg16", {"image_size": 64}, 2),
+        ("efficientnet_b0", {"image_size": 32}, 4),
+        ("efficientnet_b0", {"image_size": 96}, 3),
+        ("mobilenetv3", {"image_size": 32}, 4),
+        ("mobilenetv3", {"image_size": 32, "variant": "small"}, 4),
+        ("mobilenetv3", {"image_size": 224, "variant": "small"}, 7),
     ],
 )
 def test_small_image_feature_maps(name, kwargs, spatial):
@@ -278,3 +294,54 @@ def test_lenet5_batch_norm_variant_adds_four_norm_layers():
     # each BN adds gamma and beta
     assert sum(p.numel() for p in bn.parameters()) - sum(p.numel() for p in plain.parameters()) == 2 * (6 + 16 + 120 + 84)
     assert bn.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _blocks(model: torch.nn.Module, kind: type) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
+def test_efficientnet_b0_stage_table_and_se_widths():
+    """Table 1 of the paper: 16 MBConv blocks in 7 stages; SE squeezes to in_ch // 4, gated by a sigmoid."""
+    from torchslim.zoo.efficientnet import MBConv
+
+    model = _meta("efficientnet_b0")
+    assert [len(stage) for stage in model.features[1:-1]] == [1, 2, 2, 3, 3, 4, 1]
+    blocks = _blocks(model, MBConv)
+    kernels = [next(c for c in b.modules() if isinstance(c, torch.nn.Conv2d) and c.groups > 1).kernel_size[0]
+               for b in blocks]
+    assert kernels == [3, 3, 3, 5, 5, 3, 3, 3, 5, 5, 5, 5, 5, 5, 5, 3]
+    first = blocks[1].block  # 16 -> 24, expansion 6, SE squeeze 16 // 4
+    assert first[0][0].out_channels == 96 and first[2].fc1.out_channels == 4
+    assert isinstance(first[2].gate, torch.nn.Sigmoid) and isinstance(first[2].act, torch.nn.SiLU)
+    assert sum(b.use_residual for b in blocks) == 9
+    assert not _blocks(model, torch.nn.ReLU)
+
+
+def test_mobilenetv3_large_activations_and_se_placement():
+    """Table 1 of the paper: ReLU in the first 6 bnecks, hardswish after; SE in bnecks 4-6 and 11-15."""
+    from torchslim.zoo.mobilenetv3 import InvertedResidualV3
+    from torchslim.zoo.blocks import SqueezeExcitation
+
+    blocks = _blocks(_meta("mobilenetv3"), InvertedResidualV3)
+    assert len(blocks) == 15
+    hs = [bool(_blocks(b, torch.nn.Hardswish)) for b in blocks]
+    assert hs == [False] * 6 + [True] * 9
+    se = [i for i, b in enumerate(blocks, 1) if _blocks(b, SqueezeExcitation)]
+    assert se == [4, 5, 6, 11, 12, 13, 14, 15]
+    gate = _blocks(blocks[3], SqueezeExcitation)[0]
+    assert isinstance(gate.gate, torch.nn.Hardsigmoid) and gate.fc1.out_channels == 24  # 72 / 4 -> 8k
+    small = _blocks(_meta("mobilenetv3", variant="small"), InvertedResidualV3)
+    assert len(small) == 11 and [i for i, b in enumerate(small, 1) if not _blocks(b, SqueezeExcitation)] == [2, 3]
+
+
+def test_squeeze_excitation_is_a_per_channel_gate():
+    """The SE output is x times sigmoid(fc2(silu(fc1(mean over H, W)))), computed here by hand."""
+    from torchslim.zoo.blocks import SqueezeExcitation
+
+    torch.manual_seed(0)
+    se = SqueezeExcitation(6, 2, torch.nn.SiLU, torch.nn.Sigmoid)
+    x = torch.randn(2, 6, 5, 5)
+    mean = x.mean(dim=(2, 3))
+    hidden = torch.nn.functional.silu(mean @ se.fc1.weight.view(2, 6).T + se.fc1.bias)
+    gate = torch.sigmoid(hidden @ se.fc2.weight.view(6, 2).T + se.fc2.bias)
+    torch.testing.assert_close(se(x), x * gate[:, :, None, None])

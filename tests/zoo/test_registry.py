@@ -14,9 +14,11 @@ from torchslim.zoo import ModelInfo, create_model, example_input, list_models, m
 
 EXPECTED_NAMES = [
     "densenet",
+    "efficientnet_b0",
     "lenet300",
     "lenet5",
     "mobilenetv2",
+    "mobilenetv3",
     "resnet20",
     "resnet50",
     "resnet56",
@@ -70,6 +72,9 @@ def test_unknown_kwarg_names_kwarg_and_model():
         ("vit", {"image_size": 30}),  # not a multiple of patch_size 4
         ("vit", {"num_heads": 5}),  # dim 64 not divisible
         ("mobilenetv2", {"width_mult": torch.tensor(1.0)}),  # not JSON-serialisable
+        ("mobilenetv3", {"variant": "medium"}),
+        ("mobilenetv3", {"image_size": 16}),
+        ("efficientnet_b0", {"width_mult": 0.0}),
     ],
 )
 def test_bad_values_are_user_errors(name, kwargs):

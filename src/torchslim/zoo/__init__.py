@@ -6,7 +6,18 @@ exports to ONNX. ``create_model("zoo:resnet20")`` builds one; ``list_models()`` 
 """
 
 # Importing the model files fills the registry.
-from torchslim.zoo import densenet, lenet, mobilenet, resnet, shufflenet, squeezenet, vgg, vit  # noqa: F401
+from torchslim.zoo import (  # noqa: F401
+    densenet,
+    efficientnet,
+    lenet,
+    mobilenet,
+    mobilenetv3,
+    resnet,
+    shufflenet,
+    squeezenet,
+    vgg,
+    vit,
+)
 from torchslim.zoo.registry import (
     ModelInfo,
     create_model,

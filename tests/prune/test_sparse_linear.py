@@ -62,7 +62,8 @@ def test_pinned_decisions_win_over_density_and_timing():
     measured = details["decisions"]["3"]  # not pinned, 10% dense: timed interleaved
     assert measured["source"] == "measured" and measured["baseline_ms"] > 0 and measured["candidate_ms"] > 0
     assert isinstance(model.get_submodule("3"), SparseLinear) == measured["chosen"]
-    assert measured["chosen"] == (measured["speedup"] >= 1.1)
+    # an unreliable timing keeps the conservative choice: faster in every round (core.timing.decide)
+    assert measured["chosen"] == ((measured["speedup"] if measured["reliable"] else measured["min_ratio"]) >= 1.1)
     assert details["layers"]["3"]["sparse"] == measured["chosen"]
 
 

@@ -1,21 +1,28 @@
-"""Inference latency of a model in eager PyTorch or ONNX Runtime, at a fixed thread count.
+"""Inference latency of a model in eager PyTorch or ONNX Runtime, at a fixed thread count,
+on the device the model is on, with a flag saying whether the figure can be trusted.
 
 The runtimes do the work (``torch.inference_mode`` for eager, an
 ``onnxruntime.InferenceSession`` built by ``onnx_export.onnx_session`` for ORT, which
 exports the model to a temporary ONNX file first). Hand-written: the timing loop.
 
-Timing loop: ``warmup`` untimed calls, then up to ``repeats`` timed calls with
-``time.perf_counter``, stopping early once the timed calls add up to ``max_seconds``
-and at least ``min_repeats`` ran, so a slow model costs seconds, not minutes.
-``LatencyStats.repeats`` records how many timed calls there were.
+Timing: warm-up until consecutive timings settle, bounded (:func:`torchslim.core.warmup.warm_up`;
+``warmup`` an int for a fixed count), then up to ``repeats`` timed calls, stopping early once
+they add up to ``max_seconds`` and at least ``min_repeats`` ran, so a slow model costs
+seconds, not minutes. On a CPU the clock is ``time.perf_counter``; eager on CUDA is timed
+with CUDA events after synchronising. ONNX Runtime runs where the model is: with the CUDA
+execution provider for a model on a GPU when onnxruntime has it
+(``onnxruntime.get_available_providers()``), on the CPU provider otherwise; ``device`` and
+``provider`` record where each figure came from.
+
+``reliable`` / ``unreliable_reason``: :mod:`torchslim.core.reliability` (spread of the
+repeats, unsettled warm-up, other processes busy during the measurement).
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,18 +31,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchslim.errors import UserError
 from torchslim.core.context import as_input_tuple
 from torchslim.core.modules import evaluating
+from torchslim.core.reliability import assess, cpu_sample, other_cores
+from torchslim.core.warmup import Settle, TimeCall, Warmup, cuda_events, time_calls, wall_clock, warm_up
+from torchslim.errors import UserError
 from torchslim.profiler.analyze import Inputs, run_checked
 from torchslim.profiler.onnx_export import export_onnx, onnx_session
 
 RUNTIMES = ("eager", "onnxruntime")
-
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Wall-clock latency of one forward call, in milliseconds, over ``repeats`` calls."""
+    """Latency of one forward call, in milliseconds, over ``repeats`` timed calls after
+    ``warmup`` warm-up calls (``warmup_settled``: the settle rule held; None for a fixed count).
+    ``device``: where it ran ("cpu", "cuda:0"); ``provider``: the ONNX Runtime execution
+    provider (None for eager). ``other_cores``: CPU cores other processes kept busy meanwhile
+    (``other_cores_source``: "proc_stat", "load_average" (then a load average), "unknown")."""
 
     runtime: str
     batch_size: int
@@ -45,6 +59,13 @@ class LatencyStats:
     latency_ms_mean: float
     repeats: int
     warmup: int
+    warmup_settled: bool | None = None
+    device: str = "cpu"
+    provider: str | None = None
+    reliable: bool = True
+    unreliable_reason: str | None = None
+    other_cores: float | None = None
+    other_cores_source: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -72,44 +93,56 @@ def batch_inputs(inputs: tuple[Any, ...], batch_size: int | None) -> tuple[tuple
     return batched, batch_size
 
 
-def _time_calls(
-    call: Callable[[], Any], warmup: int, repeats: int, min_repeats: int, max_seconds: float
-) -> list[float]:
-    """Seconds per timed call (see the module docstring for the stopping rule)."""
-    for _ in range(warmup):
-        call()
-    times: list[float] = []
-    while len(times) < repeats:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-        if len(times) >= min_repeats and sum(times) >= max_seconds:
-            break
-    return times
+def ort_providers(device: torch.device, available: Sequence[str]) -> list[Any]:
+    """ONNX Runtime providers for a model on ``device``, given ``available`` (what
+    ``onnxruntime.get_available_providers()`` lists): CUDA (then CPU) for a CUDA device
+    when the CUDA provider is installed, else CPU only."""
+    if device.type == "cuda" and CUDA_PROVIDER in available:
+        return [(CUDA_PROVIDER, {"device_id": device.index or 0}), CPU_PROVIDER]
+    return [CPU_PROVIDER]
 
 
-def _eager_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, timing: Any) -> list[float]:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with none)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+Timing = Callable[[TimeCall], tuple[Warmup, list[float]]]
+
+
+def _eager_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, device: torch.device,
+                 timing: Timing) -> tuple[Warmup, list[float], str, str | None]:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            return timing(lambda: model(*inputs))
+            call = lambda: model(*inputs)  # noqa: E731
+            time_call = cuda_events(call, device) if device.type == "cuda" else wall_clock(call)
+            return (*timing(time_call), str(device), None)
     finally:
         torch.set_num_threads(previous)
 
 
-def _ort_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, timing: Any) -> list[float]:
+def _ort_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, device: torch.device,
+               timing: Timing) -> tuple[Warmup, list[float], str, str | None]:
+    import onnxruntime as ort
+
     tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
     if len(tensors) != len(inputs):
         raise UserError("runtime 'onnxruntime' takes tensor inputs only")
     with tempfile.TemporaryDirectory(prefix="torchslim-latency-") as folder:
         path = export_onnx(model, inputs, Path(folder) / "model.onnx", dynamic_batch=True)
-        session = onnx_session(path, threads)
+        session = onnx_session(path, threads, providers=ort_providers(device, ort.get_available_providers()))
+    provider = session.get_providers()[0]  # what ORT really uses (it falls back if CUDA fails to load)
+    where = f"cuda:{device.index or 0}" if provider == CUDA_PROVIDER else "cpu"
     feeds = {
         spec.name: x.detach().cpu().contiguous().numpy()
         for spec, x in zip(session.get_inputs(), tensors)
     }
-    return timing(lambda: session.run(None, feeds))
+    # session.run copies the outputs back to the host, so a wall clock sees all the work.
+    return (*timing(wall_clock(lambda: session.run(None, feeds))), where, provider)
 
 
 def measure_latency(
@@ -118,7 +151,7 @@ def measure_latency(
     runtime: str = "eager",
     threads: int | None = None,
     batch_size: int | None = None,
-    warmup: int = 3,
+    warmup: int | Settle | None = None,
     repeats: int = 50,
     *,
     min_repeats: int = 5,
@@ -127,9 +160,12 @@ def measure_latency(
     """Latency in ms (p50, p90, mean) of ``model`` on ``example_inputs`` in ``runtime``.
 
     ``runtime``: "eager" (PyTorch, ``inference_mode``) or "onnxruntime" (exported with
-    a dynamic batch, CPU provider). ``threads``: intra-op threads for either runtime
-    (None: ``torch.get_num_threads()``); torch's setting is restored afterwards.
-    ``batch_size`` repeats the example inputs along dim 0 (None: as given).
+    a dynamic batch). The model runs where its parameters are; inputs are moved there.
+    ``threads``: intra-op threads for either runtime (None: ``torch.get_num_threads()``);
+    torch's setting is restored afterwards. ``batch_size`` repeats the example inputs along
+    dim 0 (None: as given). ``warmup``: None warms up until timings settle (default
+    :class:`~torchslim.core.warmup.Settle`), a ``Settle`` with other bounds, or an int for
+    a fixed number of warm-up calls.
     """
     if runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(RUNTIMES)}")
@@ -137,29 +173,43 @@ def measure_latency(
         threads = torch.get_num_threads()
     if threads < 1:
         raise UserError(f"threads must be >= 1, got {threads}")
-    if repeats < 1 or min_repeats < 1 or warmup < 0:
+    if repeats < 1 or min_repeats < 1 or (isinstance(warmup, int) and warmup < 0):
         raise UserError(
             f"need repeats >= 1, min_repeats >= 1, warmup >= 0; "
             f"got {repeats}, {min_repeats}, {warmup}"
         )
+    device = model_device(model)
     inputs, batch = batch_inputs(as_input_tuple(example_inputs), batch_size)
+    inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs)
 
-    def timing(call: Callable[[], Any]) -> list[float]:
-        return _time_calls(call, warmup, repeats, min(min_repeats, repeats), max_seconds)
+    def timing(time_call: TimeCall) -> tuple[Warmup, list[float]]:
+        done = warm_up(time_call, warmup)
+        return done, time_calls(time_call, repeats, min(min_repeats, repeats), max_seconds)
 
     timer = _eager_timer if runtime == "eager" else _ort_timer
     with evaluating(model):
         with torch.no_grad():
             run_checked(model, inputs)  # a bad shape fails here in one line, not mid-export
-        times_ms = np.asarray(timer(model, inputs, threads, timing)) * 1e3
-    p50, p90 = np.percentile(times_ms, [50, 90])
+        start = cpu_sample()
+        done, times, where, provider = timer(model, inputs, threads, device, timing)
+        others = other_cores(start, cpu_sample())
+    times_ms = np.asarray(times) * 1e3
+    p50, p90 = (float(v) for v in np.percentile(times_ms, [50, 90]))
+    verdict = assess(p50, p90, done.settled, others, threads)
     return LatencyStats(
         runtime=runtime,
         batch_size=batch,
         threads=threads,
-        latency_ms_p50=float(p50),
-        latency_ms_p90=float(p90),
+        latency_ms_p50=p50,
+        latency_ms_p90=p90,
         latency_ms_mean=float(times_ms.mean()),
         repeats=len(times_ms),
-        warmup=warmup,
+        warmup=done.runs,
+        warmup_settled=done.settled,
+        device=where,
+        provider=provider,
+        reliable=verdict.reliable,
+        unreliable_reason=verdict.reason,
+        other_cores=None if others[0] is None else round(others[0], 3),
+        other_cores_source=others[1],
     )

@@ -218,8 +218,10 @@ def onnx_provenance(path: str | os.PathLike[str]) -> dict[str, str]:
     return {p.key.removeprefix(_META_PREFIX): p.value for p in proto.metadata_props if p.key.startswith(_META_PREFIX)}
 
 
-def onnx_session(path_or_bytes: str | os.PathLike[str] | bytes, threads: int | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` on the CPU provider with a fixed thread count.
+def onnx_session(path_or_bytes: str | os.PathLike[str] | bytes, threads: int | None = None,
+                 providers: list[Any] | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` with a fixed thread count, on ``providers``
+    (None: the CPU provider; ``profiler.latency.ort_providers`` picks CUDA for a GPU model).
 
     ``threads`` sets ``intra_op_num_threads`` (None: ONNX Runtime's default, one per
     physical core); ops run sequentially (``inter_op_num_threads=1``) with all graph
@@ -235,4 +237,4 @@ def onnx_session(path_or_bytes: str | os.PathLike[str] | bytes, threads: int | N
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     model = path_or_bytes if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
-    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, sess_options=options, providers=providers or ["CPUExecutionProvider"])

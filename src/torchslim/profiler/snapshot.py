@@ -49,7 +49,8 @@ def snapshot(
         for batch_size in measure.batch_sizes:
             lat = measure_latency(model, example_inputs, runtime=runtime, threads=measure.threads,
                                   batch_size=batch_size)
-            latency.append(LatencyPoint(runtime, batch_size, lat.threads, lat.latency_ms_p50, lat.latency_ms_p90))
+            latency.append(LatencyPoint(runtime, batch_size, lat.threads, lat.latency_ms_p50, lat.latency_ms_p90,
+                                        lat.reliable, lat.unreliable_reason, lat.device, lat.provider, lat.warmup))
     return Snapshot(
         label=label,
         params=stats.params,

@@ -16,11 +16,27 @@ SCHEMA_VERSION = 2  # 2: summary *_ratio keys renamed *_reduction (factors > 1, 
 
 @dataclass
 class LatencyPoint:
+    """One latency figure. ``reliable`` false means it must not be shown plain
+    (:meth:`format_ms`); ``unreliable_reason`` says why (spread of the repeats, a warm-up that
+    did not settle, other processes busy). ``device`` ("cpu", "cuda:0") and ``provider`` (the
+    ONNX Runtime execution provider; None for eager) say where it was measured;
+    ``warmup_runs``: warm-up calls before the timed ones."""
+
     runtime: str
     batch_size: int
     threads: int
     latency_ms_p50: float
     latency_ms_p90: float
+    reliable: bool = True
+    unreliable_reason: str | None = None
+    device: str = "cpu"
+    provider: str | None = None
+    warmup_runs: int | None = None
+
+    def format_ms(self, digits: int = 3) -> str:
+        """The p50 as text: "0.123", or "0.123 (unreliable)" when the figure is unreliable."""
+        text = f"{self.latency_ms_p50:.{digits}f}"
+        return text if self.reliable else f"{text} (unreliable)"
 
 
 @dataclass
@@ -47,11 +63,15 @@ class Snapshot:
         fields["latency"] = [LatencyPoint(**p) for p in fields.get("latency", [])]
         return cls(**fields)
 
-    def latency_ms_p50(self, runtime: str, batch_size: int = 1) -> float | None:
+    def latency_point(self, runtime: str, batch_size: int = 1) -> LatencyPoint | None:
         for point in self.latency:
             if point.runtime == runtime and point.batch_size == batch_size:
-                return point.latency_ms_p50
+                return point
         return None
+
+    def latency_ms_p50(self, runtime: str, batch_size: int = 1) -> float | None:
+        point = self.latency_point(runtime, batch_size)
+        return None if point is None else point.latency_ms_p50
 
 
 @dataclass
@@ -101,9 +121,15 @@ class RunReport:
         files = [s.file_bytes for s in [first, *(step.after for step in self.steps)] if s.file_bytes]
         if files:
             out["file_size_reduction"] = _ratio(first.size_bytes, files[-1])
+        unreliable = []
         for point in first.latency:
-            after = last.latency_ms_p50(point.runtime, point.batch_size)
-            out[f"speedup_{point.runtime}_bs{point.batch_size}"] = _ratio(point.latency_ms_p50, after)
+            key = f"speedup_{point.runtime}_bs{point.batch_size}"
+            after = last.latency_point(point.runtime, point.batch_size)
+            out[key] = _ratio(point.latency_ms_p50, None if after is None else after.latency_ms_p50)
+            if not point.reliable or (after is not None and not after.reliable):
+                unreliable.append(key)
+        if unreliable:  # a speedup from an unreliable figure is named, never shown plain
+            out["unreliable_speedups"] = unreliable
         if first.accuracy is not None and last.accuracy is not None:
             out["accuracy_change_points"] = round(100 * (last.accuracy - first.accuracy), 3)
         return out

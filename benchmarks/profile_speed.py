@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from torchslim.core.warmup import time_calls, wall_clock, warm_up
 from torchslim.profiler import measure_latency, profile_model
 from torchslim.zoo import create_model, example_input, list_models
 
@@ -56,13 +57,9 @@ def bench_profile(runs: int) -> None:
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     with torch.inference_mode():
-        model.eval()(x)
-        forwards = []
-        for _ in range(3):
-            start = time.perf_counter()
-            model(x)
-            forwards.append(time.perf_counter() - start)
-    forward = statistics.median(forwards)
+        time_call = wall_clock(lambda: model.eval()(x))
+        warm_up(time_call)
+        forward = statistics.median(time_calls(time_call, 3))
     print("(a) profile_model(zoo resnet50, 1x3x224x224)")
     print(f"    {stats.macs / 1e9:.3f} GMACs, {stats.params / 1e6:.2f} M params, execution={stats.execution}")
     verdict = "met" if median < TARGET_S else "MISSED"
@@ -80,7 +77,7 @@ def bench_latency(threads: int, repeats: int, max_seconds: float, rounds: int) -
     for name in list_models():
         model = create_model(name).eval()
         x = example_input(model)
-        kwargs = dict(threads=threads, batch_size=1, warmup=3, repeats=repeats, max_seconds=max_seconds)
+        kwargs = dict(threads=threads, batch_size=1, repeats=repeats, max_seconds=max_seconds)  # settle warm-up
         p50: dict[str, list[float]] = {"eager": [], "onnxruntime": []}
         for _ in range(rounds):
             for runtime in p50:

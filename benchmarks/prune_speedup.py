@@ -19,13 +19,13 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 
 import numpy as np
 import torch
 
 from torchslim.core import Context
+from torchslim.core.warmup import time_calls, wall_clock, warm_up
 from torchslim.profiler import export_onnx, onnx_session, profile_model
 from torchslim.prune import prune_channels_
 from torchslim.zoo import create_model
@@ -34,14 +34,9 @@ ROUNDS = 3
 
 
 def _time(fn, min_calls: int = 2, max_seconds: float = 0.8) -> float:
-    fn()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_calls or (time.perf_counter() - start < max_seconds and len(times) < 30):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    time_call = wall_clock(fn)
+    warm_up(time_call)  # until timings settle (bounded): a fresh ORT session is slow at first
+    return statistics.median(time_calls(time_call, 30, min_calls, max_seconds))
 
 
 def _runners(model: torch.nn.Module, x1: torch.Tensor, threads: int, tmp: str, tag: str) -> dict:

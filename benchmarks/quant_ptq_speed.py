@@ -74,7 +74,7 @@ def main() -> None:
             budget = 1.0 if name != "vgg16" or batch == 1 else 0.1  # VGG-16 b16: ~250 GMACs per call
             fp32_ms, int8_ms, ratios = [], [], []
             for _ in range(args.rounds):
-                kw = dict(runtime="onnxruntime", threads=args.threads, batch_size=batch, warmup=1, repeats=10,
+                kw = dict(runtime="onnxruntime", threads=args.threads, batch_size=batch, repeats=10,
                           min_repeats=2, max_seconds=budget)
                 f = measure_latency(model, (x,), **kw).latency_ms_p50
                 q = measure_latency(int8, (x,), **kw).latency_ms_p50

@@ -56,6 +56,16 @@ def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
     return config_for(name, fields, where)
 
 
+def resolve_steps(steps: Sequence[StepLike], has_data: bool) -> list[TechniqueConfig]:
+    """Every step as a validated config, before any work (see :func:`resolve_step`)."""
+    single_pair = isinstance(steps, tuple) and len(steps) == 2 and isinstance(steps[0], str)
+    if isinstance(steps, (str, dict, TechniqueConfig)) or single_pair:
+        raise UserError("steps must be a list of steps, e.g. ['fold.bn'] or [('prune.channels', {...})]")
+    configs = [resolve_step(s, f"step {i + 1}") for i, s in enumerate(steps)]
+    check_training_data(configs, has_data)
+    return configs
+
+
 def check_training_data(configs: Sequence[TechniqueConfig], has_data: bool, prefix: str = "") -> None:
     """Every step that trains (a nested ``finetune:`` with epochs > 0, or the ``finetune`` step)
     needs data: one line naming the step and field, before any step has touched the model."""
@@ -95,7 +105,42 @@ def compress(
     checkpoint_dir: str | os.PathLike | None = None,
     run_key: str = "",
 ) -> CompressResult:
-    """Copy ``model`` once, apply ``steps`` in order, and report every step.
+    """Copy ``model`` once, apply ``steps`` in order, and report every step (see :func:`run_steps`).
+
+    ``out_dir``: checked writable and locked against a concurrent run before any work (see
+    :mod:`torchslim.core.outdir`); steps that write files (``codec.encode``, ``quant.ptq``) write
+    there, and so do ``report.json``, ``report.md`` and the plots, as ``torchslim run`` writes them.
+    """
+    kwargs = dict(example_inputs=example_inputs, data=data, eval_fn=eval_fn, measure=measure, seed=seed,
+                  progress=progress, checkpoint_dir=checkpoint_dir, run_key=run_key)
+    configs = resolve_steps(steps, data is not None)  # a bad step fails before out_dir is touched
+    if out_dir is None:
+        return run_steps(model, configs, **kwargs)
+    from torchslim.core.outdir import OutDir
+    from torchslim.report.writer import write_report
+
+    with OutDir(out_dir) as out:
+        result = run_steps(model, configs, out_dir=out, **kwargs)
+        write_report(result.report, out)
+    return result
+
+
+def run_steps(
+    model: nn.Module,
+    steps: Sequence[StepLike],
+    *,
+    example_inputs: Any = None,
+    data: Any = None,
+    eval_fn: Callable[[nn.Module], float] | None = None,
+    measure: MeasureConfig | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    out_dir: str | os.PathLike | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    run_key: str = "",
+) -> CompressResult:
+    """:func:`compress` without its output-folder handling: the caller owns ``out_dir`` (locked,
+    reports written by the caller, as ``torchslim run`` does).
 
     ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to the first test image
     of ``data``, else a random input of the zoo model's shape. ``data``: DataSplits used by training/calibrating techniques and,
@@ -109,11 +154,7 @@ def compress(
     """
     from tqdm.auto import tqdm
 
-    single_pair = isinstance(steps, tuple) and len(steps) == 2 and isinstance(steps[0], str)
-    if isinstance(steps, (str, dict, TechniqueConfig)) or single_pair:
-        raise UserError("steps must be a list of steps, e.g. ['fold.bn'] or [('prune.channels', {...})]")
-    configs = [resolve_step(s, f"step {i + 1}") for i, s in enumerate(steps)]
-    check_training_data(configs, data is not None)
+    configs = resolve_steps(steps, data is not None)
     measure = measure or MeasureConfig()
     if example_inputs is None and data is not None:
         example_inputs = data.test.tensors[0][:1]  # the shape the model is really used at

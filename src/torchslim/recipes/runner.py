@@ -87,14 +87,20 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
 
 
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True) -> RunReport:
-    from torchslim.pipeline import compress
+    """Run ``recipe`` into ``out_dir``, which is checked writable and locked first
+    (:mod:`torchslim.core.outdir`): a second run into the same folder refuses."""
+    from torchslim.core.outdir import OutDir
+
+    with OutDir(out_dir) as out:
+        return _run(recipe, out, progress)
+
+
+def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
+    from torchslim.pipeline import run_steps
     from torchslim.profiler import export_onnx
     from torchslim.report.writer import write_report
     from torchslim.serialize import save
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: output path exists and is not a directory")
     data = _load_data(recipe)
     model = trained_model(recipe, data, out, progress)
     if data is not None:
@@ -109,10 +115,10 @@ def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True
 
         split = getattr(data, recipe.eval.split)
         eval_fn = lambda m: evaluate(m, split, batch_size=recipe.eval.batch_size)  # noqa: E731
-    result = compress(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
-                      measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
-                      checkpoint_dir=out / "checkpoints" / "steps",
-                      run_key=json.dumps(asdict(recipe.eval)))
+    result = run_steps(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
+                       measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
+                       checkpoint_dir=out / "checkpoints" / "steps",
+                       run_key=json.dumps(asdict(recipe.eval)))
     result.report.model["recipe"] = recipe.source
     write_report(result.report, out)
     save(result.model, out / "model")

@@ -1,0 +1,95 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from torchslim.core.outdir import LOCK_FILE, OutDir
+from torchslim.errors import UserError
+
+
+def _write_lock(folder, pid, host=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = {"pid": pid, "host": host or socket.gethostname(), "started_utc": "2026-01-01T00:00:00+00:00"}
+    (folder / LOCK_FILE).write_text(json.dumps(holder))
+    return holder
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_lock_holds_pid_host_start_and_is_released(tmp_path):
+    out = tmp_path / "a" / "b"
+    with OutDir(out) as path:
+        assert path == out and out.is_dir()
+        holder = json.loads((out / LOCK_FILE).read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        assert holder["started_utc"].endswith("+00:00")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # no temp file left behind
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_lock_is_released_on_error_and_interrupt(tmp_path, error):
+    with pytest.raises(error):
+        with OutDir(tmp_path):
+            raise error()
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_live_holder_is_refused_in_one_line_naming_it(tmp_path):
+    live = os.getppid()  # running, and not this process
+    _write_lock(tmp_path, live)
+    before = (tmp_path / LOCK_FILE).read_bytes()
+    with pytest.raises(UserError) as info:
+        OutDir(tmp_path).__enter__()
+    message = str(info.value)
+    assert "\n" not in message and f"pid {live} on host {socket.gethostname()}" in message
+    assert str(tmp_path) in message and "another run is writing here" in message
+    assert (tmp_path / LOCK_FILE).read_bytes() == before  # the holder's lock is untouched
+
+
+def test_a_second_holder_in_the_same_process_is_refused(tmp_path):
+    with OutDir(tmp_path):
+        with pytest.raises(UserError, match=f"pid {os.getpid()}"):
+            OutDir(tmp_path).__enter__()
+        assert (tmp_path / LOCK_FILE).exists()  # the refused one did not remove the first's lock
+
+
+def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path):
+    dead = _dead_pid()
+    _write_lock(tmp_path, dead)
+    with pytest.warns(UserWarning, match=f"no longer running \\(pid {dead} "):
+        with OutDir(tmp_path):
+            assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_lock_from_another_host_is_refused_with_the_file_to_delete(tmp_path):
+    _write_lock(tmp_path, _dead_pid(), host="elsewhere")
+    with pytest.raises(UserError, match=f"on host elsewhere.*delete {tmp_path / LOCK_FILE}"):
+        OutDir(tmp_path).__enter__()
+
+
+def test_unwritable_or_impossible_out_is_one_line_naming_it(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(UserError, match=f"^{a_file}: output path exists and is not a directory$"):
+        OutDir(a_file).__enter__()
+    with pytest.raises(UserError, match=f"^{a_file / 'sub'}: cannot create the output directory"):
+        OutDir(a_file / "sub").__enter__()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_is_refused(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(UserError, match="output directory is not writable"):
+            OutDir(tmp_path).__enter__()
+    finally:
+        tmp_path.chmod(0o700)

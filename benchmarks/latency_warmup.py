@@ -5,7 +5,8 @@ for every measurement, so a fixed, small warm-up can time part of that slow phas
 a before/after ratio. For the zoo's ResNet-50 (ImageNet layout) and a copy pruned to
 ``target_macs=2`` (L1, uniform): (a) the first calls of one fresh session of each, then
 (b) the ORT speedup at batch 1 measured with warm-up fixed at 2, 3 and 15 calls and with the
-settle rule (``torchslim.core.warmup``, the default), each a fresh session per measurement,
+settle rule (``torchslim.core.warmup``, the default), each a fresh session per measurement
+timed over ``--repeats`` calls (10, as in ``quant_ptq_speed.py``),
 original and pruned alternating in ``--rounds`` rounds (median of the per-round ratios).
 Every figure's ``reliable`` flag is counted.
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--first-calls", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per figure (quant_ptq_speed.py's 10)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
@@ -56,7 +58,7 @@ def main() -> None:
     prune_channels_(pruned, {"target_macs": 2.0}, Context((x,)))
     reduction = profile_model(base, (x,)).macs / profile_model(pruned, (x,)).macs
     print(f"# machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"threads {args.threads}, input {args.size}x{args.size}, batch 1; load average "
+          f"threads {args.threads}, input {args.size}x{args.size}, batch 1, {args.repeats} timed calls per figure; load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"# resnet50 pruned to {reduction:.2f}x fewer MACs")
     for label, model in (("original", base), ("pruned", pruned)):
@@ -67,7 +69,8 @@ def main() -> None:
     for label, policy in POLICIES.items():
         ratios, p50s, runs, flagged = [], ([], []), ([], []), 0
         for _ in range(args.rounds):
-            stats = [measure_latency(m, x, runtime="onnxruntime", threads=args.threads, warmup=policy)
+            stats = [measure_latency(m, x, runtime="onnxruntime", threads=args.threads, warmup=policy,
+                                     repeats=args.repeats, min_repeats=2)
                      for m in (base, pruned)]
             ratios.append(stats[0].latency_ms_p50 / stats[1].latency_ms_p50)
             for i, s in enumerate(stats):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from torchslim.core.timing import Comparison, compare_interleaved, decide
 
@@ -81,3 +82,10 @@ def test_a_pinned_decision_is_not_measured():
 
     assert decide("fc", {"fc": True}, never, 1.1, details, []) is True
     assert details == {"fc": {"chosen": True, "source": "pinned"}}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_work_on_a_cuda_device_is_timed_with_cuda_events():
+    x = torch.randn(256, 256, device="cuda")
+    result = compare_interleaved(lambda: x @ x @ x, lambda: x @ x, rounds=3, device=x.device)
+    assert result.baseline_ms > 0 and result.candidate_ms > 0 and result.warmup_runs[0] >= 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from torchslim.core.warmup import Settle, wall_clock, warm_up
+from torchslim.core.warmup import Settle, cuda_events, wall_clock, warm_up
 
 # A comparison whose per-round ratios spread more than this (max - min over median) is unreliable.
 NOISY_SPREAD = 0.5
@@ -61,25 +61,30 @@ class Comparison:
 
 def compare_interleaved(baseline: Callable[[], Any], candidate: Callable[[], Any], *, rounds: int = 5,
                         burst_seconds: float = 0.01, max_calls: int = 50, threads: int | None = None,
-                        clock: Callable[[], float] | None = None) -> Comparison:
+                        device: torch.device | str | None = None, clock: Callable[[], float] | None = None
+                        ) -> Comparison:
     """Time ``baseline()`` against ``candidate()`` in alternating bursts of ~``burst_seconds``,
     each warmed up in such bursts until they settle (at most 10 x ``burst_seconds``).
-    ``clock``: ``time.perf_counter`` unless a test injects one."""
-    clock = clock or time.perf_counter
+    Work on a CUDA ``device`` is timed with CUDA events; otherwise ``clock``
+    (``time.perf_counter`` unless a test injects one)."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+
+    def timer(fn: Callable[[], Any], calls: int) -> Callable[[], float]:
+        return cuda_events(fn, device, calls) if cuda else wall_clock(fn, calls, clock or time.perf_counter)
+
     settle = Settle(window=3, tolerance=0.1, min_runs=0, max_runs=30, max_seconds=10 * burst_seconds)
 
     def calls_per_burst(seconds_per_pair: float) -> int:
         return max(1, min(max_calls, int(burst_seconds / max(seconds_per_pair, 1e-7))))
 
     def pair(calls: int) -> tuple[float, float]:
-        return wall_clock(baseline, calls, clock)(), wall_clock(candidate, calls, clock)()
+        return timer(baseline, calls)(), timer(candidate, calls)()
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)
     try:
         calls = calls_per_burst(sum(pair(1)) / 2)  # the first calls: allocations, lazy initialisation
-        warm = (warm_up(wall_clock(baseline, calls, clock), settle),
-                warm_up(wall_clock(candidate, calls, clock), settle))
+        warm = warm_up(timer(baseline, calls), settle), warm_up(timer(candidate, calls), settle)
         calls = calls_per_burst(sorted(sum(pair(1)) for _ in range(3))[1])
         pairs = [pair(calls) for _ in range(rounds)]
     finally:

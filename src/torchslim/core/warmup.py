@@ -108,9 +108,10 @@ def wall_clock(fn: Callable[[], Any], calls: int = 1, clock: Callable[[], float]
     return time_call
 
 
-def cuda_events(fn: Callable[[], Any], device: Any = None) -> TimeCall:
-    """A :data:`TimeCall` timing one call of ``fn`` on ``device``'s current CUDA stream with
-    CUDA events (synchronised before and after, so queued work is neither missed nor counted twice)."""
+def cuda_events(fn: Callable[[], Any], device: Any = None, calls: int = 1) -> TimeCall:
+    """A :data:`TimeCall` timing ``calls`` calls of ``fn`` on ``device``'s current CUDA stream
+    with CUDA events (synchronised before and after, so queued work is neither missed nor
+    counted twice); returns seconds per call."""
     import torch
 
     def time_call() -> float:
@@ -118,9 +119,10 @@ def cuda_events(fn: Callable[[], Any], device: Any = None) -> TimeCall:
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
-        fn()
+        for _ in range(calls):
+            fn()
         end.record()
         end.synchronize()
-        return start.elapsed_time(end) / 1e3  # elapsed_time is in ms
+        return start.elapsed_time(end) / 1e3 / calls  # elapsed_time is in ms
 
     return time_call

@@ -34,7 +34,7 @@ ROUNDS = 3  # rank allocations at most, when the latency guard rejects layers (s
 def layer_timing(original: nn.Module, replacement: nn.Module, x: torch.Tensor, threads: int | None) -> Comparison:
     """Eager t(original) / t(replacement) on ``x``, interleaved (both in eval mode, no autograd)."""
     with torch.inference_mode(), evaluating(original, replacement):
-        return compare_interleaved(lambda: original(x), lambda: replacement(x), threads=threads)
+        return compare_interleaved(lambda: original(x), lambda: replacement(x), threads=threads, device=x.device)
 
 
 def factorize_model_(model: nn.Module, config: FactorizeConfig, ctx: Context, method: Method) -> HandlerResult:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import torchslim.profiler.latency as latency
+from torchslim.core.reliability import Contention
 from torchslim.core.warmup import Settle
 from torchslim.errors import UserError
 from torchslim.profiler import RUNTIMES, measure_latency
@@ -94,26 +95,25 @@ def test_figures_and_the_reliability_flag_from_an_injected_clock(runtime, monkey
     # at 7 runs: 1 / 1 -> settled after 7. Timed: 1, 1, 1, 1, 4 ms: p50 1, p90 1 + 0.6 * 3 = 2.8, mean 1.6.
     ms = [5, 3, 1, 1, 1, 1, 1] + [1, 1, 1, 1, 4]
     monkeypatch.setattr(latency, "wall_clock", fake_wall_clock([m / 1e3 for m in ms]))
-    monkeypatch.setattr(latency, "other_cores", lambda start, end: (0.2, "proc_stat"))
+    monkeypatch.setattr(latency, "contention", lambda start, end: Contention(0.02, 0.2, 0.5))
     stats = measure_latency(_tiny(), torch.randn(1, 3, 8, 8), runtime=runtime, threads=1, repeats=5,
                             warmup=Settle(window=3, tolerance=0.1, min_runs=3))
     assert (stats.warmup, stats.warmup_settled, stats.repeats) == (7, True, 5)
     assert stats.latency_ms_p50 == pytest.approx(1.0) and stats.latency_ms_p90 == pytest.approx(2.8)
     assert stats.latency_ms_mean == pytest.approx(1.6)
     assert not stats.reliable and stats.unreliable_reason == "p90/p50 = 2.80 above 1.5"
-    assert (stats.other_cores, stats.other_cores_source) == (0.2, "proc_stat")
+    assert (stats.cpu_wait_fraction, stats.other_cores, stats.load_average) == (0.02, 0.2, 0.5)
 
 
 def test_a_busy_machine_makes_a_tight_figure_unreliable(monkeypatch):
     monkeypatch.setattr(latency, "wall_clock", fake_wall_clock([1e-3] * 10))
-    cores = __import__("os").cpu_count()
-    monkeypatch.setattr(latency, "other_cores", lambda start, end: (float(cores), "proc_stat"))
+    monkeypatch.setattr(latency, "contention", lambda start, end: Contention(cpu_wait_fraction=0.5))
     stats = measure_latency(_tiny(), torch.randn(1, 3, 8, 8), threads=1, warmup=2, repeats=5)
     assert stats.latency_ms_p50 == pytest.approx(1.0) and stats.latency_ms_p90 == pytest.approx(1.0)
-    assert stats.unreliable_reason == f"other processes kept {cores:.1f} of {cores} cores busy while timing 1 thread(s)"
+    assert stats.unreliable_reason == "tasks waited for a CPU 50% of the time (CPU pressure)"
 
     monkeypatch.setattr(latency, "wall_clock", fake_wall_clock([1e-3] * 10))
-    monkeypatch.setattr(latency, "other_cores", lambda start, end: (0.0, "proc_stat"))
+    monkeypatch.setattr(latency, "contention", lambda start, end: Contention(cpu_wait_fraction=0.0))
     calm = measure_latency(_tiny(), torch.randn(1, 3, 8, 8), threads=1, warmup=2, repeats=5)
     assert calm.reliable and calm.unreliable_reason is None
 

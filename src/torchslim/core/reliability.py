@@ -1,19 +1,22 @@
-"""Is a latency figure trustworthy? Spread of the repeats, warm-up, and other processes' CPU use.
+"""Is a latency figure trustworthy? Spread of the repeats, warm-up, and contention for the CPUs.
 
 A figure is flagged unreliable (``reliable: false`` + the reasons, joined by "; ") when
 - its repeats disagree: p90 / p50 above ``MAX_P90_OVER_P50``;
 - its warm-up hit the bound without settling (:mod:`torchslim.core.warmup`);
-- the machine was busy: other processes (and the hypervisor's steal time) used more CPU
-  while it was measured than the cores the measurement left free, plus ``SLACK_CORES``.
-  Measured from ``/proc/stat`` (all CPUs' busy time) minus this process's own CPU time
-  (``time.process_time``, every thread of ours, ONNX Runtime's included) over the
-  measurement's wall time, when that spans at least ``MIN_SAMPLE_SECONDS`` (the kernel counts
-  in 10 ms ticks). Shorter measurements, and systems without ``/proc/stat``, fall back to the
-  1-minute load average above the core count (which also counts this process's recent work,
-  so it only catches heavy contention).
+- the machine was busy while it was measured, judged by the best signal available:
+  1. Linux CPU pressure (``/proc/pressure/cpu``, "some" total, in microseconds): the share of
+     the measurement's wall time during which some task was runnable but waited for a CPU,
+     above ``MAX_CPU_WAIT``; this is contention itself, ours included (more threads than cores);
+  2. else all CPUs' busy time (``/proc/stat``, user + nice + system + irq + softirq + steal)
+     minus this process's own CPU time (``time.process_time``, all our threads, ONNX Runtime's
+     included) over the wall time, i.e. the cores other processes (and the hypervisor) took,
+     above the cores the measurement left free plus ``SLACK_CORES``; only when the
+     measurement spans ``MIN_SAMPLE_SECONDS`` (the kernel counts in 10 ms ticks);
+  3. else the 1-minute load average above the core count (it also counts this process's
+     recent work, so it only catches heavy contention).
 
-Hand-written: psutil would read the same counters, but is not a dependency and the arithmetic
-is five lines.
+Hand-written: psutil reads the same counters but is not a dependency, and the arithmetic is a
+few lines.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from dataclasses import dataclass
 MAX_P90_OVER_P50 = 1.5
 SLACK_CORES = 0.5
 MIN_SAMPLE_SECONDS = 0.5
+MAX_CPU_WAIT = 0.1
 
 
 @dataclass(frozen=True)
 class CpuSample:
-    """Wall time, all CPUs' busy seconds (None if unknown), this process's CPU seconds."""
+    """Wall time, all CPUs' busy seconds, this process's CPU seconds, seconds some task waited
+    for a CPU (None where the system does not say)."""
 
     wall_s: float
     busy_s: float | None
     own_s: float
+    wait_s: float | None = None
 
 
 def _busy_seconds(stat_path: str = "/proc/stat") -> float | None:
@@ -50,22 +56,48 @@ def _busy_seconds(stat_path: str = "/proc/stat") -> float | None:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_sample() -> CpuSample:
-    return CpuSample(time.perf_counter(), _busy_seconds(), time.process_time())
-
-
-def other_cores(start: CpuSample, end: CpuSample,
-                load_average: Callable[[], float] = lambda: os.getloadavg()[0]) -> tuple[float | None, str]:
-    """Cores other processes kept busy between two samples, and how that was known
-    ("proc_stat" or "load_average"; None and "unknown" when neither is available)."""
-    wall = end.wall_s - start.wall_s
-    if start.busy_s is not None and end.busy_s is not None and wall >= MIN_SAMPLE_SECONDS:
-        others = (end.busy_s - start.busy_s) - (end.own_s - start.own_s)
-        return max(0.0, others / wall), "proc_stat"
+def _cpu_wait_seconds(pressure_path: str = "/proc/pressure/cpu") -> float | None:
+    """Seconds since boot during which some task waited for a CPU (PSI "some total", in us)."""
     try:
-        return load_average(), "load_average"
+        with open(pressure_path, encoding="ascii") as file:
+            for line in file:
+                if line.startswith("some "):
+                    return int(line.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def cpu_sample() -> CpuSample:
+    return CpuSample(time.perf_counter(), _busy_seconds(), time.process_time(), _cpu_wait_seconds())
+
+
+@dataclass(frozen=True)
+class Contention:
+    """How busy the CPUs were during a measurement (module docstring; None: not known):
+    ``cpu_wait_fraction`` of the wall time some task waited for a CPU, ``other_cores`` kept
+    busy by other processes, the 1-minute ``load_average``."""
+
+    cpu_wait_fraction: float | None = None
+    other_cores: float | None = None
+    load_average: float | None = None
+
+
+def contention(start: CpuSample, end: CpuSample,
+               load_average: Callable[[], float] = lambda: os.getloadavg()[0]) -> Contention:
+    """What the system says about the CPUs between two samples."""
+    wall = max(end.wall_s - start.wall_s, 1e-9)
+    wait = None
+    if start.wait_s is not None and end.wait_s is not None:
+        wait = min(1.0, max(0.0, (end.wait_s - start.wait_s) / wall))
+    others = None
+    if start.busy_s is not None and end.busy_s is not None and wall >= MIN_SAMPLE_SECONDS:
+        others = max(0.0, ((end.busy_s - start.busy_s) - (end.own_s - start.own_s)) / wall)
+    try:
+        load = load_average()
     except OSError:
-        return None, "unknown"
+        load = None
+    return Contention(wait, others, load)
 
 
 @dataclass(frozen=True)
@@ -74,20 +106,23 @@ class Reliability:
     reason: str | None  # the reasons, "; "-joined; None when reliable
 
 
-def assess(p50: float, p90: float, settled: bool | None, others: tuple[float | None, str],
-           threads: int, cores: int | None = None) -> Reliability:
-    """Flag a figure (module docstring). ``others``: :func:`other_cores`' answer; ``threads``:
-    the threads the measurement itself used; ``cores``: the machine's (None: ``os.cpu_count()``)."""
+def assess(p50: float, p90: float, settled: bool | None, busy: Contention, threads: int,
+           cores: int | None = None) -> Reliability:
+    """Flag a figure (module docstring). ``busy``: :func:`contention` over the measurement;
+    ``threads``: the threads it used; ``cores``: the machine's (None: ``os.cpu_count()``)."""
     cores = cores or os.cpu_count() or 1
     reasons = []
     if p50 > 0 and p90 / p50 > MAX_P90_OVER_P50:
         reasons.append(f"p90/p50 = {p90 / p50:.2f} above {MAX_P90_OVER_P50}")
     if settled is False:
         reasons.append("warm-up did not settle within its bound")
-    busy, source = others
-    if busy is not None:
-        if source == "proc_stat" and busy > max(cores - threads, 0) + SLACK_CORES:
-            reasons.append(f"other processes kept {busy:.1f} of {cores} cores busy while timing {threads} thread(s)")
-        elif source == "load_average" and busy > cores:
-            reasons.append(f"load average {busy:.1f} above the {cores} cores")
+    if busy.cpu_wait_fraction is not None:
+        if busy.cpu_wait_fraction > MAX_CPU_WAIT:
+            reasons.append(f"tasks waited for a CPU {100 * busy.cpu_wait_fraction:.0f}% of the time (CPU pressure)")
+    elif busy.other_cores is not None:
+        if busy.other_cores > max(cores - threads, 0) + SLACK_CORES:
+            reasons.append(f"other processes kept {busy.other_cores:.1f} of {cores} cores busy "
+                           f"while timing {threads} thread(s)")
+    elif busy.load_average is not None and busy.load_average > cores:
+        reasons.append(f"load average {busy.load_average:.1f} above the {cores} cores")
     return Reliability(not reasons, "; ".join(reasons) or None)

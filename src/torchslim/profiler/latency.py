@@ -33,7 +33,7 @@ from torch import nn
 
 from torchslim.core.context import as_input_tuple
 from torchslim.core.modules import evaluating
-from torchslim.core.reliability import assess, cpu_sample, other_cores
+from torchslim.core.reliability import Contention, assess, contention, cpu_sample
 from torchslim.core.warmup import Settle, TimeCall, Warmup, cuda_events, time_calls, wall_clock, warm_up
 from torchslim.errors import UserError
 from torchslim.profiler.analyze import Inputs, run_checked
@@ -48,8 +48,9 @@ class LatencyStats:
     """Latency of one forward call, in milliseconds, over ``repeats`` timed calls after
     ``warmup`` warm-up calls (``warmup_settled``: the settle rule held; None for a fixed count).
     ``device``: where it ran ("cpu", "cuda:0"); ``provider``: the ONNX Runtime execution
-    provider (None for eager). ``other_cores``: CPU cores other processes kept busy meanwhile
-    (``other_cores_source``: "proc_stat", "load_average" (then a load average), "unknown")."""
+    provider (None for eager). How busy the machine was meanwhile (None: not known):
+    ``cpu_wait_fraction`` of the time some task waited for a CPU, ``other_cores`` other
+    processes kept busy, the 1-minute ``load_average`` (:mod:`torchslim.core.reliability`)."""
 
     runtime: str
     batch_size: int
@@ -64,8 +65,9 @@ class LatencyStats:
     provider: str | None = None
     reliable: bool = True
     unreliable_reason: str | None = None
+    cpu_wait_fraction: float | None = None
     other_cores: float | None = None
-    other_cores_source: str = "unknown"
+    load_average: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -109,11 +111,11 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-Timing = Callable[[TimeCall], tuple[Warmup, list[float]]]
+Timing = Callable[[TimeCall], tuple[Warmup, list[float], Contention]]
 
 
 def _eager_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, device: torch.device,
-                 timing: Timing) -> tuple[Warmup, list[float], str, str | None]:
+                 timing: Timing) -> tuple[Warmup, list[float], Contention, str, str | None]:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -126,7 +128,7 @@ def _eager_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, device
 
 
 def _ort_timer(model: nn.Module, inputs: tuple[Any, ...], threads: int, device: torch.device,
-               timing: Timing) -> tuple[Warmup, list[float], str, str | None]:
+               timing: Timing) -> tuple[Warmup, list[float], Contention, str, str | None]:
     import onnxruntime as ort
 
     tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
@@ -182,20 +184,20 @@ def measure_latency(
     inputs, batch = batch_inputs(as_input_tuple(example_inputs), batch_size)
     inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs)
 
-    def timing(time_call: TimeCall) -> tuple[Warmup, list[float]]:
+    def timing(time_call: TimeCall) -> tuple[Warmup, list[float], Contention]:
+        start = cpu_sample()  # contention over the warm-up and timed calls, not the export
         done = warm_up(time_call, warmup)
-        return done, time_calls(time_call, repeats, min(min_repeats, repeats), max_seconds)
+        times = time_calls(time_call, repeats, min(min_repeats, repeats), max_seconds)
+        return done, times, contention(start, cpu_sample())
 
     timer = _eager_timer if runtime == "eager" else _ort_timer
     with evaluating(model):
         with torch.no_grad():
             run_checked(model, inputs)  # a bad shape fails here in one line, not mid-export
-        start = cpu_sample()
-        done, times, where, provider = timer(model, inputs, threads, device, timing)
-        others = other_cores(start, cpu_sample())
+        done, times, busy, where, provider = timer(model, inputs, threads, device, timing)
     times_ms = np.asarray(times) * 1e3
     p50, p90 = (float(v) for v in np.percentile(times_ms, [50, 90]))
-    verdict = assess(p50, p90, done.settled, others, threads)
+    verdict = assess(p50, p90, done.settled, busy, threads)
     return LatencyStats(
         runtime=runtime,
         batch_size=batch,
@@ -210,6 +212,5 @@ def measure_latency(
         provider=provider,
         reliable=verdict.reliable,
         unreliable_reason=verdict.reason,
-        other_cores=None if others[0] is None else round(others[0], 3),
-        other_cores_source=others[1],
+        **{k: None if v is None else round(v, 3) for k, v in asdict(busy).items()},
     )

@@ -8,7 +8,9 @@ from torchslim.core import Context
 from torchslim.errors import UserError
 from torchslim.fold.bn import FoldBNConfig, fold_bn_
 from torchslim.serialize import load, save
+from torchslim.serialize.verify import file_sha256
 from torchslim.zoo import create_model
+from tests.serialize.edit import edit_spec, module_entry
 
 
 def _assert_same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
@@ -85,9 +87,13 @@ def test_save_replaces_existing_directory_atomically(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
-def test_model_without_origin_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="no architecture origin"):
-        save(nn.Linear(2, 2), tmp_path / "m")
+def test_model_of_standard_layers_without_origin_loads_without_trust_code(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert not hasattr(loaded, "_torchslim_origin")
+    _assert_same(model, loaded, torch.randn(2, 1, 8, 8))
 
 
 @pytest.mark.parametrize(
@@ -97,7 +103,8 @@ def test_model_without_origin_is_a_user_error(tmp_path):
         (lambda d: (d / "spec.json").write_text("{not json"), "unreadable spec"),
         (lambda d: _edit(d, format="other"), "not a torchslim model spec"),
         (lambda d: _edit(d, schema_version=99), "schema_version 99"),
-        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 10), "weights do not match"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 10), "bytes do not match the sha256 digest"),
+        (lambda d: _replace_weights(d, b"\x00" * 10), "weights do not match"),
         (lambda d: _edit_module(d, "features.0", "os.system"), "not on torchslim's allow-list"),
     ],
 )
@@ -110,17 +117,16 @@ def test_bad_files_give_one_line_user_errors(tmp_path, mutate, message):
 
 
 def _edit(folder, **fields):
-    spec = json.loads((folder / "spec.json").read_text())
-    spec.update(fields)
-    (folder / "spec.json").write_text(json.dumps(spec))
+    edit_spec(folder, lambda spec: spec.update(fields))
+
+
+def _replace_weights(folder, data):
+    (folder / "model.safetensors").write_bytes(data)
+    edit_spec(folder, lambda spec: spec["digest"].update(weights=file_sha256(folder / "model.safetensors")))
 
 
 def _edit_module(folder, name, cls):
-    spec = json.loads((folder / "spec.json").read_text())
-    for entry in spec["modules"]:
-        if entry["name"] == name:
-            entry["class"] = cls
-    (folder / "spec.json").write_text(json.dumps(spec))
+    edit_spec(folder, lambda spec: module_entry(spec, name).update({"class": cls}))
 
 
 def test_technique_module_classes_load_in_a_fresh_process(tmp_path):

@@ -73,7 +73,7 @@ def encode_bytes(model: nn.Module, *, coder: Coder = "auto", index_bits: dict[st
     alone would not rebuild the same modules and tensor shapes.
     """
     from torchslim.serialize.spec import describe
-    from torchslim.serialize.store import tied_parameters
+    from torchslim.serialize.verify import tied_parameters
 
     index_bits = index_bits or {}
     origin = getattr(model, "_torchslim_origin", None)

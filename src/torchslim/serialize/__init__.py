@@ -1,5 +1,5 @@
 """Save and load models as an architecture spec (JSON) plus safetensors weights; no pickle."""
 
-from torchslim.serialize.store import load, save
+from torchslim.serialize.store import load, read_spec, save
 
-__all__ = ["load", "save"]
+__all__ = ["load", "read_spec", "save"]

@@ -1,16 +1,26 @@
 """Describe a module tree as JSON and rebuild it, without pickle.
 
 A model is rebuilt in two moves:
-1. its *origin* (a zoo builder name plus kwargs, see :mod:`torchslim.zoo`) builds the
-   original architecture;
+1. its *origin*, when it has one (a zoo builder name plus kwargs, see :mod:`torchslim.zoo`),
+   builds the original architecture; a model without one starts from its recorded root;
 2. the recorded module tree patches it: every module's class and its plain attributes
-   (ints, floats, bools, strings, tuples: ``in_channels``, ``num_heads``...) are recorded; a
-   module whose class or constructor attributes changed (a pruned conv, a BN folded to
-   Identity, a conv factorized into a Sequential) is rebuilt from an allow-list of classes,
-   and parameter shapes are taken from the weights file.
+   (ints, floats, bools, strings, lists of them: ``in_channels``, ``num_heads``, a user's
+   ``scale = 0.5``...) are recorded; a module whose class or constructor attributes changed (a
+   pruned conv, a BN folded to Identity, a conv factorized into a Sequential), or that the
+   origin does not have, is built, and parameter shapes are taken from the weights file.
 
-Only classes on the allow-list can be built: the standard ``torch.nn`` layers below, the
-zoo's own blocks, and classes a technique registers with :func:`allow_module`.
+How a module is built (see :mod:`torchslim.serialize.classes` for which classes may be named):
+- a class on the allow-list by its constructor, called with the recorded attributes of the
+  same names;
+- any other class (the user's, torchslim's zoo blocks) without its constructor, whose
+  arguments are not recorded: ``cls.__new__``, then the ``__init__`` of its nearest allowed
+  base class (``nn.Module``, or e.g. ``nn.Conv2d`` for a subclass of it) with the recorded
+  attributes, then the recorded attributes set, the children built from the tree and the
+  tensors taken from the weights file. The class's own ``forward`` and methods then work on
+  that state. State kept anywhere else is not restored: private (``_``) attributes, values
+  that are not plain (dicts, functions, tensors that are not parameters or buffers),
+  non-persistent buffers and hooks; :func:`torchslim.save` loads every model back and
+  refuses one that loses any of these.
 """
 
 from __future__ import annotations
@@ -23,70 +33,41 @@ from torch import nn
 
 from torchslim.core.modules import set_submodule
 from torchslim.errors import UserError
+from torchslim.serialize.attrs import check_free, check_known, check_weights, module_attrs, tuple_attrs
+from torchslim.serialize.classes import allow_module, allowed, class_key, resolve
 
-_SIMPLE = (int, float, bool, str, type(None))
-_ALLOWED: dict[str, type[nn.Module]] = {}
+__all__ = ["allow_module", "apply_tree", "class_key", "describe", "module_attrs", "tensor_kinds"]
 
-
-def class_key(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def allow_module(cls: type[nn.Module]) -> type[nn.Module]:
-    """Let :func:`torchslim.load` build ``cls`` (its ``__init__`` args must be plain attributes)."""
-    _ALLOWED[class_key(cls)] = cls
-    return cls
+# state-dict name -> (shape, dtype, kind): "parameter", "frozen" (requires_grad=False), "buffer", None (schema 1)
+Tensors = dict[str, tuple[list[int], torch.dtype, str | None]]
 
 
-for _cls in (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear, nn.Bilinear,
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
-    nn.InstanceNorm2d, nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict,
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
-    nn.Dropout, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Softmax,
-    nn.Upsample, nn.PixelShuffle,
-):
-    allow_module(_cls)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _SIMPLE):
-        return value
-    if isinstance(value, (tuple, list)) and all(isinstance(v, _SIMPLE) for v in value):
-        return list(value)
-    raise TypeError
-
-
-def module_attrs(module: nn.Module) -> dict[str, Any]:
-    """Public plain attributes of ``module`` (``training`` excluded)."""
-    attrs = {}
-    for key, value in vars(module).items():
-        if key.startswith("_") or key == "training":
-            continue
-        try:
-            attrs[key] = _plain(value)
-        except TypeError:
-            continue
-    return attrs
+def tensor_kinds(model: nn.Module) -> dict[str, str]:
+    """What each state-dict entry is, so a module rebuilt without its constructor gets it right."""
+    kinds = {n: "parameter" if p.requires_grad else "frozen" for n, p in model.named_parameters(remove_duplicate=False)}
+    kinds.update({n: "buffer" for n, _ in model.named_buffers(remove_duplicate=False)})
+    return kinds
 
 
 def describe(model: nn.Module) -> list[dict[str, Any]]:
-    """One entry per module, parents before children: name, class, attrs."""
-    return [
-        {"name": name, "class": class_key(type(m)), "attrs": module_attrs(m)}
-        for name, m in model.named_modules()
-    ]
+    """One entry per module, parents before children: name, class, attrs (and, for classes
+    rebuilt without their constructor, which attrs are tuples)."""
+    entries = []
+    for name, m in model.named_modules():
+        entry = {"name": name, "class": class_key(type(m)), "attrs": module_attrs(m)}
+        if not allowed(type(m)) and tuple_attrs(m):
+            entry["tuples"] = tuple_attrs(m)
+        entries.append(entry)
+    return entries
 
 
-def _restore(value: Any, current: Any) -> Any:
-    return tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
+def _restore(value: Any, current: Any, as_tuple: bool) -> Any:
+    if isinstance(value, list) and (as_tuple or isinstance(current, tuple)):
+        return tuple(value)
+    return value
 
 
-def _build(entry: dict[str, Any], param_names: set[str]) -> nn.Module:
-    cls = _ALLOWED.get(entry["class"])
-    if cls is None:
-        raise UserError(f"module '{entry['name']}': class {entry['class']} is not on torchslim's allow-list")
-    attrs = entry["attrs"]
+def _ctor_kwargs(name: str, cls: type, attrs: dict[str, Any], param_names: set[str]) -> dict[str, Any]:
     kwargs = {}
     for pname, p in inspect.signature(cls.__init__).parameters.items():
         if pname == "bias" and "bias" not in attrs:
@@ -95,37 +76,78 @@ def _build(entry: dict[str, Any], param_names: set[str]) -> nn.Module:
             value = attrs[pname]
             kwargs[pname] = tuple(value) if isinstance(value, list) else value
         elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and pname != "self":
-            raise UserError(f"module '{entry['name']}': cannot build {entry['class']}, missing '{pname}'")
-    return cls(**kwargs)
+            raise UserError(f"module '{name}': cannot build {class_key(cls)}, missing '{pname}'")
+    return kwargs
 
 
-def apply_tree(
-    model: nn.Module, entries: list[dict[str, Any]], tensors: dict[str, tuple[list[int], torch.dtype]]
-) -> nn.Module:
-    """Patch ``model`` (built from its origin) to match ``entries`` and the state-dict
-    ``tensors`` (name -> (shape, dtype))."""
+def _build(entry: dict[str, Any], cls: type[nn.Module], param_names: set[str]) -> nn.Module:
+    name = entry["name"]
+    base = next(c for c in cls.__mro__ if c is nn.Module or allowed(c))
+    kwargs = {} if base is nn.Module else _ctor_kwargs(name, base, entry["attrs"], param_names)
+    try:
+        if base is cls:
+            return cls(**kwargs)
+        module = cls.__new__(cls)
+        base.__init__(module, **kwargs)
+        return module
+    except (TypeError, ValueError, RuntimeError) as exc:  # constructor arguments taken from the spec
+        raise UserError(f"module '{name}': cannot build {class_key(base)} from its attributes "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _entries(entries: Any) -> list[dict[str, Any]]:
+    if not isinstance(entries, list) or not entries:
+        raise UserError("field 'modules' is not a list of modules")
+    for entry in entries:
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("attrs"), dict)
+                and isinstance(entry.get("tuples", []), list)):
+            raise UserError(f"module entry {str(entry)[:80]!r} needs a name, a class and attrs")
+    return entries
+
+
+def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: Tensors, *,
+               trust_code: bool = False) -> nn.Module:
+    """Patch ``model`` (built from its origin; None: build the root too) to match ``entries``
+    and the state-dict ``tensors`` (see :data:`Tensors`)."""
+    entries = _entries(entries)
     by_module: dict[str, set[str]] = {}
     for key in tensors:
         owner, _, pname = key.rpartition(".")
         by_module.setdefault(owner, set()).add(pname)
-    wanted = {e["name"] for e in entries}
+    children: dict[str, set[str]] = {}
     for entry in entries:
-        name = entry["name"]
-        try:
-            current = model.get_submodule(name) if name else model
-        except AttributeError:
-            current = None
-        if current is None or class_key(type(current)) != entry["class"] or (
-            module_attrs(current) != entry["attrs"] and class_key(type(current)) in _ALLOWED
-            and not list(current.children())
-        ):
-            if not name:
+        if entry["name"]:
+            parent, _, child = entry["name"].rpartition(".")
+            children.setdefault(parent, set()).add(child)
+    if model is None and entries[0]["name"] != "":
+        raise UserError("the first module entry is not the root (name '')")
+    for entry in entries:
+        name, attrs = entry["name"], entry["attrs"]
+        cls = resolve(entry.get("class"), trust_code)
+        current = model if not name else _get(model, name)
+        rebuild = current is None or type(current) is not cls or (
+            allowed(cls) and module_attrs(current) != attrs and not list(current.children()))
+        if rebuild:
+            if not name and model is not None:
                 raise UserError(f"root module class {entry['class']} does not match the model's origin")
-            current = _build(entry, by_module.get(name, set()))
-            set_submodule(model, name, current)
-        for key, value in entry["attrs"].items():
-            if getattr(current, key, None) != _restore(value, getattr(current, key, None)):
-                setattr(current, key, _restore(value, getattr(current, key, None)))
+            current = _build(entry, cls, by_module.get(name, set()))
+            if name:
+                set_submodule(model, name, current)
+            else:
+                model = current
+        if allowed(cls):
+            check_known(name, current, attrs)
+        else:
+            check_free(name, cls, attrs, children.get(name, set()) | by_module.get(name, set()))
+        as_tuple = set(entry.get("tuples", []))
+        for key, value in attrs.items():
+            old = getattr(current, key, None)
+            new = _restore(value, old, key in as_tuple)
+            if key not in vars(current) or old != new:
+                setattr(current, key, new)
+        prefix = f"{name}." if name else ""
+        check_weights(name, current, {p: tensors[prefix + p][0] for p in by_module.get(name, set())})
+    wanted = {e["name"] for e in entries}
     for name, _ in reversed(list(model.named_modules())):
         if name and name not in wanted:
             parent, _, child = name.rpartition(".")
@@ -134,9 +156,16 @@ def apply_tree(
     return model
 
 
-def _match_tensors(
-    model: nn.Module, by_module: dict[str, set[str]], tensors: dict[str, tuple[list[int], torch.dtype]]
-) -> None:
+def _get(model: nn.Module, name: str) -> nn.Module | None:
+    parent, _, child = name.rpartition(".")
+    try:
+        owner = model.get_submodule(parent) if parent else model
+    except AttributeError:
+        raise UserError(f"module '{name}' comes before its parent '{parent}' in the spec") from None
+    return owner._modules.get(child)
+
+
+def _match_tensors(model: nn.Module, by_module: dict[str, set[str]], tensors: Tensors) -> None:
     """Give every module exactly the parameters/buffers the file has, with the file's shapes."""
     for name, module in model.named_modules():
         in_file = by_module.get(name, set())
@@ -147,14 +176,18 @@ def _match_tensors(
             if bname not in in_file and bname not in module._non_persistent_buffers_set:
                 module._buffers[bname] = None
         for pname in in_file:
-            shape, dtype = tensors[f"{name}.{pname}" if name else pname]
+            shape, dtype, kind = tensors[f"{name}.{pname}" if name else pname]
             shape = torch.Size(shape)
-            if pname in module._buffers:
-                buf = module._buffers[pname]
+            if kind == "buffer" or (kind is None and pname in module._buffers):  # schema 1: as the module has it
+                module._parameters.pop(pname, None)
+                buf = module._buffers.get(pname)
                 if buf is None or buf.shape != shape or buf.dtype != dtype:
                     module._buffers[pname] = torch.empty(shape, dtype=dtype)
             else:
+                module._buffers.pop(pname, None)
                 param = module._parameters.get(pname)
                 if param is None or param.shape != shape or param.dtype != dtype:
-                    module._parameters[pname] = nn.Parameter(torch.empty(shape, dtype=dtype),
-                                                             requires_grad=dtype.is_floating_point)
+                    param = module._parameters[pname] = nn.Parameter(torch.empty(shape, dtype=dtype),
+                                                                     requires_grad=dtype.is_floating_point)
+                if kind is not None:
+                    param.requires_grad_(dtype.is_floating_point and kind == "parameter")

@@ -77,7 +77,10 @@ def save_problem(cls: type) -> str | None:
         return f"class {cls.__qualname__} is defined inside a function; define it at module level so it can be imported"
     if cls.__module__ == "__main__":
         return f"class {cls.__qualname__} is defined in __main__; move it to an importable module"
-    found = _import(key)
+    try:
+        found = _import(key)
+    except UserError as exc:
+        return str(exc)
     if found is not cls:
         return f"class {key} does not import back as itself (import path {key} gives {found!r})"
     return None

@@ -105,11 +105,12 @@ def _entries(entries: Any) -> list[dict[str, Any]]:
     return entries
 
 
-def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: Tensors, *,
+def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: dict[str, tuple[Any, ...]], *,
                trust_code: bool = False) -> nn.Module:
     """Patch ``model`` (built from its origin; None: build the root too) to match ``entries``
-    and the state-dict ``tensors`` (see :data:`Tensors`)."""
+    and the state-dict ``tensors`` (see :data:`Tensors`; (shape, dtype) pairs mean kind None)."""
     entries = _entries(entries)
+    tensors = {k: (v[0], v[1], v[2] if len(v) > 2 else None) for k, v in tensors.items()}
     by_module: dict[str, set[str]] = {}
     for key in tensors:
         owner, _, pname = key.rpartition(".")
@@ -125,6 +126,8 @@ def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: 
         name, attrs = entry["name"], entry["attrs"]
         cls = resolve(entry.get("class"), trust_code)
         current = model if not name else _get(model, name)
+        if allowed(cls) and type(current) is cls:  # types checked against the origin's own instance first
+            check_known(name, current, attrs)
         rebuild = current is None or type(current) is not cls or (
             allowed(cls) and module_attrs(current) != attrs and not list(current.children()))
         if rebuild:

@@ -60,7 +60,7 @@ def difference(model: nn.Module, loaded: nn.Module) -> str | None:
     ours, theirs = describe(model), describe(loaded)
     if [e["name"] for e in ours] != [e["name"] for e in theirs]:
         missing = sorted({e["name"] for e in ours} ^ {e["name"] for e in theirs})
-        return f"module '{missing[0] if missing else '?'}' does not load back"
+        return f"module '{missing[0]}' does not load back" if missing else "modules do not load back in the same order"
     for (name, a), b in zip(model.named_modules(), loaded.modules()):
         problem = _module_difference(a, b)
         if problem:

@@ -1,0 +1,20 @@
+"""Builders a user might write, and the wrong things a recipe might name."""
+
+from torch import nn
+
+NOT_CALLABLE = 3
+
+
+def make_mlp(in_channels: int = 1, num_classes: int = 10, *, hidden: int = 16, image_size: int = 8) -> nn.Module:
+    """An MLP over (in_channels, image_size, image_size) images."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, hidden), nn.ReLU(),
+                         nn.Linear(hidden, num_classes))
+
+
+def make_fixed(hidden: int = 4) -> nn.Module:
+    """Takes no in_channels / num_classes: 64 features in, 10 classes out, whatever the data."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.Linear(hidden, 10))
+
+
+def not_a_module() -> str:
+    return "a string"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,16 +26,71 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or text.startswith(("~", ".")) or bool(Path(text).suffix)
+
+
+def _model_from_arg(args: argparse.Namespace):  # noqa: ANN202 - nn.Module, imported lazily
+    """A zoo name, a builder import path, a saved model directory or a ``.tsc`` file.
+
+    Bare names that the zoo knows are zoo models, whatever the current directory holds (the
+    rule of built-in recipe names); ``zoo:NAME`` says so explicitly.
+    """
+    from torchslim.zoo import create_model, list_models
+
+    text = args.model
+    kwargs = _parse_kwargs(args.kwargs)
+    if text.startswith("zoo:") or (not _looks_like_path(text) and ":" not in text and text in list_models()):
+        return create_model(text, **kwargs)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        from torchslim.serialize import load
+
+        return load(path, **({"trust_code": True} if args.trust_code else {}))  # TODO(h1 lands)
+    if path.is_file():
+        if path.suffix != ".tsc":
+            raise UserError(f"{path}: not a saved model directory or a compressed .tsc file")
+        from torchslim.codec import decode_model
+
+        return decode_model(path)
+    if _IMPORT_PATH.fullmatch(text):
+        from torchslim.zoo.user import build_user_model
+
+        return build_user_model(text, kwargs)
+    if _looks_like_path(text):
+        raise UserError(f"{text}: no such file or directory")
+    return create_model(text, **kwargs)  # an unknown zoo name: the error lists the known ones
+
+
+def _parse_kwargs(text: str | None) -> dict:
+    if text is None:
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise UserError(f"--kwargs '{text}': expected a mapping like '{{width: 16}}'")
+    return value
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     import torch
 
     from torchslim.profiler import profile_model
-    from torchslim.serialize import load
-    from torchslim.zoo import create_model
 
-    model = load(args.model) if Path(args.model).is_dir() else create_model(args.model)
-    shape = _parse_shape(args.input_shape) if args.input_shape else tuple(model._torchslim_origin["input_shape"])
-    if len(shape) == len(model._torchslim_origin["input_shape"]):
+    model = _model_from_arg(args)
+    known = (getattr(model, "_torchslim_origin", None) or {}).get("input_shape")
+    if not args.input_shape and not known:
+        raise UserError(f"{args.model}: its input shape is unknown; pass --input-shape with the batch, "
+                        "e.g. 1,3,32,32")
+    shape = _parse_shape(args.input_shape) if args.input_shape else tuple(known)
+    if known and len(shape) == len(known):
         shape = (1, *shape)
     stats = profile_model(model, (torch.randn(*shape),))
     print(json.dumps(stats.to_dict(), indent=2) if args.json else stats.table())
@@ -94,7 +151,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.recipe = "demo"
+    args.recipe = "builtin:demo"
     return cmd_run(args)
 
 
@@ -107,8 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("profile", parents=[common], help="params, MACs, FLOPs, memory and size of a model")
-    p.add_argument("model", help="zoo model name (zoo:resnet20) or a saved model directory")
-    p.add_argument("--input-shape", help="e.g. 1,3,32,32 (batch optional); default: the model's own")
+    p.add_argument("model", help="zoo model (zoo:resnet20), builder import path (my_pkg.models:make_net), "
+                                 "saved model directory or compressed .tsc file")
+    p.add_argument("--input-shape", help="e.g. 1,3,32,32 (batch optional when the model's own shape is known); "
+                                         "default: the model's own")
+    p.add_argument("--kwargs", help="arguments of a zoo model or builder as a YAML mapping, e.g. '{width: 16}'")
+    p.add_argument("--trust-code", action="store_true",
+                   help="let a saved model import the user classes its spec names")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_profile)
 
@@ -135,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Builders and user classes are named by import path from the current directory, as with
+    # `python -m` (a console script's sys.path starts at its own bin/ folder instead).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return args.func(args)
     except UserError as exc:

@@ -36,23 +36,49 @@ def _load_data(recipe: Recipe) -> Any:
 def _build_model(recipe: Recipe, data: Any) -> nn.Module:
     from torchslim.serialize import load
     from torchslim.zoo import create_model
+    from torchslim.zoo.user import build_user_model, load_weights_
 
-    if recipe.model.checkpoint:
-        return load(recipe.model.checkpoint)
-    kwargs = dict(recipe.model.kwargs)
-    if data is not None:
-        kwargs.setdefault("in_channels", data.input_shape[0])
-        kwargs.setdefault("num_classes", data.num_classes)
+    section = recipe.model
+    if section.checkpoint:
+        return load(section.checkpoint, **({"trust_code": True} if section.trust_code else {}))  # TODO(h1 lands)
     torch.manual_seed(recipe.seed)
-    model = create_model(recipe.model.name, **kwargs)
-    if data is not None:  # the shape the model is trained and measured at
-        model._torchslim_origin["input_shape"] = list(data.input_shape)
+    if section.builder:
+        model = build_user_model(section.builder, builder_kwargs(recipe, data))
+    else:
+        model = create_model(section.name, **{**_from_data(data), **section.kwargs})
+        if data is not None:  # the shape the model is trained and measured at
+            model._torchslim_origin["input_shape"] = list(data.input_shape)
+    if section.checkpoint_weights:
+        load_weights_(model, section.checkpoint_weights)
     return model
+
+
+def _from_data(data: Any) -> dict[str, int]:
+    return {} if data is None else {"in_channels": data.input_shape[0], "num_classes": data.num_classes}
+
+
+def builder_kwargs(recipe: Recipe, data: Any) -> dict[str, Any]:
+    """The builder's arguments: the recipe's, plus in_channels / num_classes from the data
+    where the builder takes them."""
+    from torchslim.zoo.user import import_builder, with_data_kwargs
+
+    return with_data_kwargs(import_builder(recipe.model.builder), recipe.model.kwargs, **_from_data(data))
+
+
+def _file_digest(path: str | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _cache_key(recipe: Recipe) -> str:
     parts = {"model": asdict(recipe.model), "data": asdict(recipe.data) if recipe.data else None,
-             "train": asdict(recipe.train) if recipe.train else None, "seed": recipe.seed}
+             "train": asdict(recipe.train) if recipe.train else None, "seed": recipe.seed,
+             "weights": _file_digest(recipe.model.checkpoint_weights)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -71,7 +97,8 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
                             f"'{recipe.data.name}' has {data.num_classes} classes")
     if recipe.train is None or recipe.model.checkpoint:
         return model
-    cache = out_dir / "checkpoints" / f"{recipe.model.name.replace(':', '_')}-{_cache_key(recipe)}"
+    label = (recipe.model.name or recipe.model.builder or "model").replace(":", "_")
+    cache = out_dir / "checkpoints" / f"{label}-{_cache_key(recipe)}"
     if (cache / "spec.json").is_file():
         return load(cache)
     from torchslim.train import fit
@@ -105,6 +132,8 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
     model = trained_model(recipe, data, out, progress)
     if data is not None:
         example = (data.test.tensors[0][:1],)
+    elif recipe.model.input_shape is not None:
+        example = (torch.randn(1, *recipe.model.input_shape, generator=torch.Generator().manual_seed(recipe.seed)),)
     else:
         from torchslim.zoo import example_input
 
@@ -120,6 +149,8 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
                        checkpoint_dir=out / "checkpoints" / "steps",
                        run_key=json.dumps(asdict(recipe.eval)))
     result.report.model["recipe"] = recipe.source
+    if recipe.model.builder:
+        result.report.model["builder"] = {"path": recipe.model.builder, "kwargs": builder_kwargs(recipe, data)}
     write_report(result.report, out)
     save(result.model, out / "model")
     export_onnx(result.model, example, out / "model.onnx")

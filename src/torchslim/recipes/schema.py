@@ -16,7 +16,7 @@ Every problem is one line naming the file, the section or step, and the field.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,14 +26,39 @@ from torchslim.core.config import TechniqueConfig, from_mapping
 from torchslim.pipeline import check_training_data
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig
+from torchslim.recipes.paths import (  # noqa: F401 (builtin_recipes re-exported)
+    builtin_recipes, recipe_dir, relative_data, relative_path, resolve_recipe_path)
 from torchslim.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
 class ModelSection:
+    """Where the starting model comes from: a zoo ``name``, a ``builder`` by import path
+    (``my_pkg.models:make_net``, called with ``kwargs``), or a saved ``checkpoint`` directory
+    (``trust_code: true`` lets it import the user classes its spec names). ``checkpoint_weights``:
+    a safetensors or ``torch.save``'d state dict loaded into a name/builder model. ``input_shape``:
+    (C, H, W), needed by a builder when there is no ``data`` to take it from."""
+
     name: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    builder: str | None = None
+    checkpoint_weights: str | None = None
+    trust_code: bool = False
+    input_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("name", "builder", "checkpoint") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give one of 'name' (zoo model), 'builder' (import path) or 'checkpoint' (saved "
+                             "directory)" + (f", not {' and '.join(given)}" if given else ""))
+        if self.checkpoint and (self.kwargs or self.checkpoint_weights):
+            raise ValueError(f"field '{'kwargs' if self.kwargs else 'checkpoint_weights'}': a checkpoint "
+                             "already holds its architecture and weights")
+        if self.trust_code and not self.checkpoint:
+            raise ValueError("field 'trust_code' applies to a 'checkpoint' (a builder's code is imported anyway)")
+        if self.input_shape is not None and (not self.input_shape or min(self.input_shape) < 1):
+            raise ValueError(f"field 'input_shape' must be positive sizes (C, H, W), got {list(self.input_shape)}")
 
 
 @dataclass(frozen=True)
@@ -111,11 +136,11 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
             raise UserError(f"{source}: unknown section '{key}' (known sections: {', '.join(_SECTIONS)})")
     if "model" not in raw:
         raise UserError(f"{source}: missing section 'model'")
-    model = from_mapping(ModelSection, _shorthand(raw["model"]), f"{source}: model")
-    if not model.name and not model.checkpoint:
-        raise UserError(f"{source}: model: give a zoo 'name' or a saved 'checkpoint' directory")
-    _check_model(model, source)
+    base = recipe_dir(source)
+    model = _relative_paths(from_mapping(ModelSection, _shorthand(raw["model"]), f"{source}: model"), base)
     data = None if raw.get("data") is None else from_mapping(DataSection, _shorthand(raw["data"]), f"{source}: data")
+    data = None if data is None else replace(data, name=relative_data(data.name, base))
+    _check_model(model, data, source)
     if data is not None:
         _check_data(data, source)
     train = None if raw.get("train") is None else from_mapping(TrainConfig, raw["train"], f"{source}: train",
@@ -145,15 +170,48 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     return Recipe(model, steps, data, train, measure, evaluation, seed, source)
 
 
-def _check_model(model: ModelSection, source: str) -> None:
+def _relative_paths(model: ModelSection, base: Path) -> ModelSection:
+    paths = {k: relative_path(getattr(model, k), base) for k in ("checkpoint", "checkpoint_weights")
+             if getattr(model, k)}
+    return replace(model, **paths)
+
+
+def _check_checkpoint(path: str, trust_code: bool) -> None:
+    from torchslim.serialize.store import read_spec
     from torchslim.zoo import model_info
 
-    if model.checkpoint:
-        if not (Path(model.checkpoint) / "spec.json").is_file():
-            raise UserError(f"{source}: model: checkpoint '{model.checkpoint}' is not a saved torchslim model")
-        return
+    if not (Path(path) / "spec.json").is_file():
+        why = "no spec.json" if Path(path).is_dir() else "it does not exist" if not Path(path).exists() else "a file"
+        raise UserError(f"checkpoint '{path}' is not a saved torchslim model ({why})")
+    spec = read_spec(path)
+    origin = spec["origin"]
+    if isinstance(origin, dict) and origin.get("name"):
+        try:
+            model_info(origin["name"])
+        except UserError as exc:
+            raise UserError(f"checkpoint '{path}' cannot be built: {exc}") from None
+
+
+def _check_model(model: ModelSection, data: DataSection | None, source: str) -> None:
+    """What ``run`` will build, checked without building it: the zoo name, the builder's import
+    and signature, the weights file, the checkpoint's spec (what it would import)."""
+    from torchslim.zoo import model_info
+    from torchslim.zoo.user import DATA_KWARGS, check_builder_kwargs
+
     try:
-        model_info(model.name)
+        if model.checkpoint:
+            _check_checkpoint(model.checkpoint, model.trust_code)
+        elif model.builder:
+            check_builder_kwargs(model.builder, model.kwargs, DATA_KWARGS if data is not None else ())
+            if data is None and model.input_shape is None:
+                raise UserError("field 'input_shape': a builder without a 'data' section needs the (C, H, W) "
+                                "it takes, e.g. input_shape: [3, 32, 32]")
+        else:
+            model_info(model.name)
+        if data is not None and model.input_shape is not None:
+            raise UserError("field 'input_shape': the 'data' section gives the input shape; drop input_shape")
+        if model.checkpoint_weights and not Path(model.checkpoint_weights).is_file():
+            raise UserError(f"field 'checkpoint_weights': '{model.checkpoint_weights}' does not exist")
     except UserError as exc:
         raise UserError(f"{source}: model: {exc}") from None
 
@@ -213,18 +271,3 @@ def load_recipe(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Rec
         for assignment in overrides:
             set_override(raw, assignment, str(path))
     return parse_recipe(raw, str(path))
-
-
-def builtin_recipes() -> dict[str, Path]:
-    folder = Path(__file__).parent / "builtin"
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
-
-
-def resolve_recipe_path(path: str | os.PathLike) -> Path:
-    candidate = Path(path)
-    if candidate.exists():
-        return candidate
-    builtins = builtin_recipes()
-    if str(path) in builtins:
-        return builtins[str(path)]
-    raise UserError(f"{path}: no such recipe file (built-in recipes: {', '.join(builtins) or 'none'})")

@@ -1,6 +1,6 @@
 """The user's own model: a builder named by import path, weights from a file.
 
->>> model = build_user_model("my_pkg.models:make_net", {"width": 16}, input_shape=(3, 32, 32))
+>>> model = build_user_model("my_pkg.models:make_net", {"width": 16})
 >>> load_weights_(model, "weights.safetensors")   # or a torch.save'd state dict (weights_only)
 
 A builder is any callable returning an ``nn.Module``; its keyword arguments are checked
@@ -72,15 +72,13 @@ def check_builder_kwargs(path: str, kwargs: Mapping[str, Any], data_kwargs: Sequ
         raise UserError(f"builder '{path}': {exc} (it accepts: {accepted})") from None
 
 
-def build_user_model(path: str, kwargs: Mapping[str, Any], input_shape: Sequence[int] | None = None) -> nn.Module:
-    """Call the builder at ``path`` with ``kwargs``; ``input_shape`` (C, H, W) is recorded as the
-    shape the model is measured at. The origin records the builder and its arguments."""
+def build_user_model(path: str, kwargs: Mapping[str, Any]) -> nn.Module:
+    """Call the builder at ``path`` with ``kwargs``, checked first. The model carries no zoo
+    origin: ``torchslim.save`` records its classes by import path instead."""
     check_builder_kwargs(path, kwargs)
     model = import_builder(path)(**kwargs)
     if not isinstance(model, nn.Module):
         raise UserError(f"builder '{path}' returned {type(model).__name__}, not a torch.nn.Module")
-    model._torchslim_origin = {"builder": path, "kwargs": dict(kwargs),
-                               "input_shape": None if input_shape is None else [int(d) for d in input_shape]}
     return model
 
 

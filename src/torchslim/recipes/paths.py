@@ -1,0 +1,67 @@
+"""Where a recipe and the files it names are found.
+
+- A bare name (no path separator, no suffix) that is a built-in recipe is the built-in, whatever
+  the current directory holds: ``torchslim run demo`` still works after ``torchslim demo --out
+  demo`` made a ``demo/`` folder. ``builtin:demo`` says so explicitly; a file of that name is
+  given as a path (``./demo``, ``demo.yaml``). Any other argument is a path.
+- Paths inside a recipe (``model.checkpoint``, ``model.checkpoint_weights``, ``data: npz:FILE`` /
+  ``folder:DIR``) are relative to the recipe file's folder, so a recipe runs the same from any
+  current directory; ``~`` is expanded, absolute paths stay as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torchslim.errors import UserError
+
+BUILTIN = "builtin:"
+_FILE_SOURCES = ("npz:", "folder:")
+
+
+def builtin_recipes() -> dict[str, Path]:
+    folder = Path(__file__).parent / "builtin"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def _bare(text: str) -> bool:
+    return "/" not in text and os.sep not in text and not Path(text).suffix and not text.startswith(".")
+
+
+def resolve_recipe_path(path: str | os.PathLike) -> Path:
+    """The recipe file ``path`` names (see the module docstring for the rule)."""
+    text = str(path)
+    builtins = builtin_recipes()
+    known = f"built-in recipes: {', '.join(builtins) or 'none'}"
+    if text.startswith(BUILTIN):
+        if text[len(BUILTIN):] not in builtins:
+            raise UserError(f"{text}: no such built-in recipe ({known})")
+        return builtins[text[len(BUILTIN):]]
+    if _bare(text) and text in builtins:
+        return builtins[text]
+    candidate = Path(text).expanduser()
+    if candidate.exists():
+        return candidate
+    raise UserError(f"{path}: no such recipe file ({known})")
+
+
+def recipe_dir(source: str) -> Path:
+    """The folder relative paths in the recipe ``source`` resolve against (the cwd when the
+    recipe did not come from a file)."""
+    path = Path(source)
+    return path.resolve().parent if path.is_file() else Path.cwd()
+
+
+def relative_path(text: str, base: Path) -> str:
+    return str(base / Path(text).expanduser())
+
+
+def relative_data(name: str, base: Path) -> str:
+    """A data source name with its file or folder resolved against ``base``."""
+    prefix = "data:" if name.startswith("data:") else ""
+    rest = name[len(prefix):]
+    for kind in _FILE_SOURCES:
+        if rest.startswith(kind):
+            return prefix + kind + relative_path(rest[len(kind):], base)
+    return name

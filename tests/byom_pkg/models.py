@@ -18,3 +18,16 @@ def make_fixed(hidden: int = 4) -> nn.Module:
 
 def not_a_module() -> str:
     return "a string"
+
+
+class Scaled(nn.Module):
+    """A user class: a linear layer whose output is scaled by a plain attribute."""
+
+    def __init__(self, features: int = 64, classes: int = 10) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(features, classes)
+        self.scale = 0.5
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.scale * self.fc(self.flatten(x))

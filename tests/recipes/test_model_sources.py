@@ -1,6 +1,7 @@
 """Recipe models from a user's builder, a weights file, a checkpoint; paths relative to the recipe."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -51,17 +52,32 @@ def test_a_builder_without_data_needs_its_input_shape():
     assert recipe.model.input_shape == (1, 8, 8)
 
 
-def test_checkpoint_sections_are_checked_against_what_the_spec_can_build(tmp_path):
+def test_checkpoint_sections_are_checked_against_what_the_spec_can_build(tmp_path, monkeypatch):
     from torchslim.serialize import save
-    from torchslim.zoo import create_model
+    from tests.byom_pkg.models import Scaled
 
-    save(create_model("lenet5"), tmp_path / "m")
-    _bad({"checkpoint": str(tmp_path / "m"), "kwargs": {"batch_norm": True}}, "field 'kwargs': a checkpoint already")
-    spec = json.loads((tmp_path / "m" / "spec.json").read_text())
-    spec["origin"]["name"] = "lenet55"  # a model this torchslim cannot build
-    (tmp_path / "m" / "spec.json").write_text(json.dumps(spec))
-    _bad({"checkpoint": str(tmp_path / "m")}, f"checkpoint '{tmp_path / 'm'}' cannot be built: unknown model 'lenet55'")
+    save(Scaled(), tmp_path / "m")
+    _bad({"checkpoint": str(tmp_path / "m"), "kwargs": {"features": 3}}, "field 'kwargs': a checkpoint already")
     _bad({"checkpoint": str(tmp_path)}, "is not a saved torchslim model (no spec.json)")
+    # user classes: named, and imported only with the opt-in
+    _bad({"checkpoint": str(tmp_path / "m")}, "tests.byom_pkg.models")
+    _bad({"checkpoint": str(tmp_path / "m")}, "trust_code: true")
+    recipe = parse_recipe({"model": {"checkpoint": str(tmp_path / "m"), "trust_code": True}, "data": "digits",
+                           "steps": [], "measure": {"runtimes": []}}, "r.yaml")
+    report = run_recipe(recipe, tmp_path / "out", progress=False)
+    assert report.initial.params == 64 * 10 + 10
+    # a class whose module no longer imports (the user's package moved): one line at validate
+    project = tmp_path / "project"
+    (project / "gone_pkg").mkdir(parents=True)
+    (project / "gone_pkg" / "__init__.py").write_text(
+        "from torch import nn\n\nclass Net(nn.Linear):\n    def __init__(self):\n        super().__init__(64, 10)\n")
+    monkeypatch.syspath_prepend(str(project))
+    from gone_pkg import Net
+
+    save(Net(), tmp_path / "gone")
+    monkeypatch.delitem(sys.modules, "gone_pkg")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(project)])
+    _bad({"checkpoint": str(tmp_path / "gone"), "trust_code": True}, "gone_pkg")
 
 
 def test_paths_resolve_relative_to_the_recipe_folder(tmp_path, monkeypatch):

@@ -33,8 +33,9 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or text.startswith(("~", ".")) or bool(Path(text).suffix)
 
 
-def _model_from_arg(args: argparse.Namespace):  # noqa: ANN202 - nn.Module, imported lazily
-    """A zoo name, a builder import path, a saved model directory or a ``.tsc`` file.
+def _model_from_arg(args: argparse.Namespace):  # noqa: ANN202 - (nn.Module, shape), imported lazily
+    """(model, its (C, H, W) input shape or None) from a zoo name, a builder import path, a saved
+    model directory (the shape ``torchslim run`` recorded in its metadata) or a ``.tsc`` file.
 
     Bare names that the zoo knows are zoo models, whatever the current directory holds (the
     rule of built-in recipe names); ``zoo:NAME`` says so explicitly.
@@ -43,26 +44,34 @@ def _model_from_arg(args: argparse.Namespace):  # noqa: ANN202 - nn.Module, impo
 
     text = args.model
     kwargs = _parse_kwargs(args.kwargs)
-    if text.startswith("zoo:") or (not _looks_like_path(text) and ":" not in text and text in list_models()):
-        return create_model(text, **kwargs)
     path = Path(text).expanduser()
-    if path.is_dir():
-        from torchslim.serialize import load
+    if text.startswith("zoo:") or (not _looks_like_path(text) and ":" not in text and text in list_models()):
+        model = create_model(text, **kwargs)
+    elif path.is_dir():
+        from torchslim.serialize import load, read_spec
 
-        return load(path, **({"trust_code": True} if args.trust_code else {}))  # TODO(h1 lands)
-    if path.is_file():
+        model = load(path, trust_code=args.trust_code)
+        shape = read_spec(path)["metadata"].get("input_shape")
+        return model, shape or _origin_shape(model)
+    elif path.is_file():
         if path.suffix != ".tsc":
             raise UserError(f"{path}: not a saved model directory or a compressed .tsc file")
         from torchslim.codec import decode_model
 
-        return decode_model(path)
-    if _IMPORT_PATH.fullmatch(text):
+        model = decode_model(path)
+    elif _IMPORT_PATH.fullmatch(text):
         from torchslim.zoo.user import build_user_model
 
-        return build_user_model(text, kwargs)
-    if _looks_like_path(text):
+        model = build_user_model(text, kwargs)
+    elif _looks_like_path(text):
         raise UserError(f"{text}: no such file or directory")
-    return create_model(text, **kwargs)  # an unknown zoo name: the error lists the known ones
+    else:
+        model = create_model(text, **kwargs)  # an unknown zoo name: the error lists the known ones
+    return model, _origin_shape(model)
+
+
+def _origin_shape(model) -> list[int] | None:  # noqa: ANN001 - nn.Module, imported lazily
+    return (getattr(model, "_torchslim_origin", None) or {}).get("input_shape")
 
 
 def _parse_kwargs(text: str | None) -> dict:
@@ -84,8 +93,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     from torchslim.profiler import profile_model
 
-    model = _model_from_arg(args)
-    known = (getattr(model, "_torchslim_origin", None) or {}).get("input_shape")
+    model, known = _model_from_arg(args)
     if not args.input_shape and not known:
         raise UserError(f"{args.model}: its input shape is unknown; pass --input-shape with the batch, "
                         "e.g. 1,3,32,32")

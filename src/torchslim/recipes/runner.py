@@ -40,7 +40,7 @@ def _build_model(recipe: Recipe, data: Any) -> nn.Module:
 
     section = recipe.model
     if section.checkpoint:
-        return load(section.checkpoint, **({"trust_code": True} if section.trust_code else {}))  # TODO(h1 lands)
+        return load(section.checkpoint, trust_code=section.trust_code)
     torch.manual_seed(recipe.seed)
     if section.builder:
         model = build_user_model(section.builder, builder_kwargs(recipe, data))
@@ -152,6 +152,6 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
     if recipe.model.builder:
         result.report.model["builder"] = {"path": recipe.model.builder, "kwargs": builder_kwargs(recipe, data)}
     write_report(result.report, out)
-    save(result.model, out / "model")
+    save(result.model, out / "model", metadata={"input_shape": list(example[0].shape[1:])})
     export_onnx(result.model, example, out / "model.onnx")
     return result.report

@@ -177,19 +177,14 @@ def _relative_paths(model: ModelSection, base: Path) -> ModelSection:
 
 
 def _check_checkpoint(path: str, trust_code: bool) -> None:
-    from torchslim.serialize.store import read_spec
-    from torchslim.zoo import model_info
+    """Loads it: exactly the checks ``run`` makes (digests, the classes it would import and the
+    ``trust_code`` opt-in, the architecture, the weights)."""
+    from torchslim.serialize import load
 
     if not (Path(path) / "spec.json").is_file():
         why = "no spec.json" if Path(path).is_dir() else "it does not exist" if not Path(path).exists() else "a file"
         raise UserError(f"checkpoint '{path}' is not a saved torchslim model ({why})")
-    spec = read_spec(path)
-    origin = spec["origin"]
-    if isinstance(origin, dict) and origin.get("name"):
-        try:
-            model_info(origin["name"])
-        except UserError as exc:
-            raise UserError(f"checkpoint '{path}' cannot be built: {exc}") from None
+    load(path, trust_code=trust_code)
 
 
 def _check_model(model: ModelSection, data: DataSection | None, source: str) -> None:

@@ -235,7 +235,8 @@ def _load_step(folder: Path) -> tuple[nn.Module, StepReport] | None:
         return None
     try:
         step = StepReport.from_dict(json.loads((folder / "step.json").read_text(encoding="utf-8")))
-        return load(folder / "model").eval(), step
+        # trust_code: the classes are the starting model's own (the folder's key digests its architecture)
+        return load(folder / "model", trust_code=True).eval(), step
     except (UserError, ValueError, TypeError, KeyError):
         return None
 

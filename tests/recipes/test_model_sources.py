@@ -126,3 +126,16 @@ def test_run_builds_a_users_builder_with_the_datas_channels_and_classes(tmp_path
     assert report.initial.params == 64 * 12 + 12 + 12 * 10 + 10
     assert report.model["builder"] == {"path": MLP, "kwargs": {"hidden": 12, "in_channels": 1, "num_classes": 10}}
     assert json.loads((tmp_path / "report.json").read_text())["steps"][0]["technique"] == "fold.bn"
+
+
+def test_a_builders_own_classes_are_reused_from_the_cache_and_resumed(tmp_path):
+    """The trained starting model and each finished step are saved with the user's classes; a
+    second run reuses both instead of failing on trust_code or silently redoing them."""
+    recipe = parse_recipe({"model": {"builder": "tests.byom_pkg.models:make_scaled"}, "data": "digits",
+                           "train": {"epochs": 1}, "steps": ["fold.bn"], "measure": {"runtimes": []}}, "r.yaml")
+    first = run_recipe(recipe, tmp_path, progress=False)
+    saved = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("model.safetensors")}
+    assert len(saved) == 2  # the trained model and step 1
+    again = run_recipe(recipe, tmp_path, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in saved} == saved
+    assert again.initial.accuracy == first.initial.accuracy and again.steps[0].after == first.steps[0].after

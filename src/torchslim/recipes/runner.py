@@ -100,7 +100,7 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
     label = (recipe.model.name or recipe.model.builder or "model").replace(":", "_")
     cache = out_dir / "checkpoints" / f"{label}-{_cache_key(recipe)}"
     if (cache / "spec.json").is_file():
-        return load(cache)
+        return load(cache, trust_code=bool(recipe.model.builder))  # the builder's own classes, imported already
     from torchslim.train import fit
 
     # Per-epoch training state: an interrupted run resumes from the last finished epoch.

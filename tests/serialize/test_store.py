@@ -10,23 +10,14 @@ from torchslim.fold.bn import FoldBNConfig, fold_bn_
 from torchslim.serialize import load, save
 from torchslim.serialize.verify import file_sha256
 from torchslim.zoo import create_model
-from tests.serialize.edit import edit_spec, module_entry
-
-
-def _assert_same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        assert sa[key].dtype == sb[key].dtype, key
-        assert torch.equal(sa[key], sb[key]), key
-    assert torch.equal(a.eval()(x), b.eval()(x))
+from tests.serialize.helpers import assert_same, edit_spec, module_entry
 
 
 def test_round_trip_is_exact_for_every_zoo_model(zoo_model, tmp_path):
     _, model, x = zoo_model
     save(model, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.safetensors", "spec.json"]
-    _assert_same(model, load(tmp_path / "m"), x)
+    assert_same(model, load(tmp_path / "m"), x)
 
 
 def test_round_trip_after_bn_folding(zoo_model, tmp_path):
@@ -36,7 +27,7 @@ def test_round_trip_after_bn_folding(zoo_model, tmp_path):
     loaded = load(tmp_path / "m")
     assert sum(isinstance(m, nn.BatchNorm2d) for m in loaded.modules()) == sum(
         isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    _assert_same(model, loaded, x)
+    assert_same(model, loaded, x)
 
 
 def test_round_trip_after_surgery(tmp_path):
@@ -53,7 +44,7 @@ def test_round_trip_after_surgery(tmp_path):
     loaded = load(tmp_path / "m")
     assert loaded.classifier[0].bias is None
     assert isinstance(loaded.features[3], nn.Sequential)
-    _assert_same(model, loaded, x)
+    assert_same(model, loaded, x)
 
 
 def test_tied_weights_stay_tied(tmp_path):
@@ -64,7 +55,7 @@ def test_tied_weights_stay_tied(tmp_path):
     save(model, tmp_path / "m")
     loaded = load(tmp_path / "m")
     assert loaded.layer1[1].conv1.weight is loaded.layer1[0].conv2.weight
-    _assert_same(model, loaded, torch.randn(2, 3, 32, 32))
+    assert_same(model, loaded, torch.randn(2, 3, 32, 32))
 
 
 def test_save_replaces_existing_directory_atomically(tmp_path, monkeypatch):
@@ -83,7 +74,7 @@ def test_save_replaces_existing_directory_atomically(tmp_path, monkeypatch):
         save(second, tmp_path / "m")
     monkeypatch.undo()
     # the old save is intact and no temporary directory is left behind
-    _assert_same(first, load(tmp_path / "m"), torch.randn(1, 1, 28, 28))
+    assert_same(first, load(tmp_path / "m"), torch.randn(1, 1, 28, 28))
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
@@ -93,7 +84,7 @@ def test_model_of_standard_layers_without_origin_loads_without_trust_code(tmp_pa
     save(model, tmp_path / "m")
     loaded = load(tmp_path / "m")
     assert not hasattr(loaded, "_torchslim_origin")
-    _assert_same(model, loaded, torch.randn(2, 1, 8, 8))
+    assert_same(model, loaded, torch.randn(2, 1, 8, 8))
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,11 @@ from torchslim.core import Context
 from torchslim.errors import UserError
 from torchslim.prune import PruneChannelsConfig, prune_channels_
 from torchslim.serialize import load, read_spec, save
-from tests.serialize.edit import edit_spec, module_entry
-from tests.serialize.user_models import Net, ScaledConv, WithConfig, WithNonPersistent, WithPrivate
+from torchslim.zoo import create_model
+from tests.serialize.helpers import assert_same, edit_spec, module_entry
+from tests.serialize.user_models import Net, Residual, ScaledConv, WithConfig, WithNonPersistent, WithPrivate
 
 USER = "tests.serialize.user_models"
-
-
-def _assert_same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
-    assert {n for n, _ in a.named_buffers()} == {n for n, _ in b.named_buffers()}
-    assert torch.equal(a.eval()(x), b.eval()(x))
 
 
 @pytest.fixture
@@ -42,7 +34,7 @@ def test_custom_module_round_trips_bit_exact_after_pruning(pruned_net, tmp_path)
     assert isinstance(loaded.blocks, nn.ModuleList) and list(loaded.heads) == ["main", "aux"]
     assert loaded.stem.out_channels == model.stem.out_channels
     assert dict(loaded.named_buffers())["heads.main.temperature"].item() == 2.0
-    _assert_same(model, loaded, x)
+    assert_same(model, loaded, x)
 
 
 def test_user_classes_need_trust_code_and_are_named(pruned_net, tmp_path):
@@ -62,7 +54,19 @@ def test_subclass_of_a_torch_layer_keeps_its_forward(tmp_path):
     save(model, tmp_path / "m")
     loaded = load(tmp_path / "m", trust_code=True)
     assert type(loaded[0]) is ScaledConv and loaded[0].gain == 3.0 and loaded[0].padding_mode == "zeros"
-    _assert_same(model, loaded, torch.randn(2, 1, 6, 6))
+    assert_same(model, loaded, torch.randn(2, 1, 6, 6))
+
+
+def test_zoo_model_with_a_user_block_keeps_its_origin(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("lenet5").eval()
+    model.features[1] = Residual(6)
+    save(model, tmp_path / "m")
+    with pytest.raises(UserError, match=f"{USER}:Residual"):
+        load(tmp_path / "m")
+    loaded = load(tmp_path / "m", trust_code=True)
+    assert loaded._torchslim_origin == model._torchslim_origin and type(loaded.features[1]) is Residual
+    assert_same(model, loaded, torch.randn(2, 1, 28, 28))
 
 
 def _local_class():
@@ -108,7 +112,7 @@ def test_state_a_spec_cannot_hold_is_refused_and_the_old_save_stays(tmp_path, ma
         save(make(), tmp_path / "m")
     assert "\n" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
-    _assert_same(first, load(tmp_path / "m"), torch.randn(1, 2))
+    assert_same(first, load(tmp_path / "m"), torch.randn(1, 2))
 
 
 def test_metadata_round_trips_through_read_spec(tmp_path):

@@ -9,7 +9,7 @@ from torch import nn
 from torchslim.errors import UserError
 from torchslim.serialize import load, read_spec, save
 from torchslim.zoo import create_model
-from tests.serialize.edit import edit_spec, module_entry
+from tests.serialize.helpers import assert_same, edit_spec, module_entry
 
 
 @pytest.fixture
@@ -61,10 +61,8 @@ def test_schema_1_directories_still_load(lenet):
         del entry["kind"]
     spec["schema_version"] = 1
     (folder / "spec.json").write_text(json.dumps(spec, indent=1))
-    loaded = load(folder)
     assert read_spec(folder)["metadata"] == {}
-    x = torch.randn(2, 1, 28, 28)
-    assert torch.equal(loaded(x), model(x))
+    assert_same(model, load(folder), torch.randn(2, 1, 28, 28))
 
 
 def _set_attr(name, key, value):
@@ -85,6 +83,8 @@ def _set_attr(name, key, value):
     (_set_attr("features.0", "in_channels", 3), "module 'features.0': in_channels 3 contradicts weight shape [6, 1, 5, 5]"),
     (_set_attr("features.1", "num_features", 5), "module 'features.1': num_features 5 contradicts running_mean shape [6]"),
     (_set_attr("classifier.0", "in_features", 401), "module 'classifier.0': in_features 401 contradicts weight shape"),
+    (lambda s: module_entry(s, "features.0").update(name="features.__class__"),
+     "module name 'features.__class__' is not a dotted path of attribute names"),
     (lambda s: s["tensors"]["features.0.weight"].update(dtype="__class__"),
      "tensor 'features.0.weight': dtype '__class__' is not a torch dtype"),
     (lambda s: s["tensors"]["features.0.weight"].update(dtype="nn"), "dtype 'nn' is not a torch dtype"),

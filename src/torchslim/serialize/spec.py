@@ -102,6 +102,9 @@ def _entries(entries: Any) -> list[dict[str, Any]]:
         if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("attrs"), dict)
                 and isinstance(entry.get("tuples", []), list)):
             raise UserError(f"module entry {str(entry)[:80]!r} needs a name, a class and attrs")
+        parts = entry["name"].split(".") if entry["name"] else []
+        if any(not (p.isidentifier() or p.isdigit()) or (p.startswith("__") and p.endswith("__")) for p in parts):
+            raise UserError(f"module name {entry['name']!r} is not a dotted path of attribute names")
     return entries
 
 

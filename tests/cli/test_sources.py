@@ -4,9 +4,7 @@ built-in names never shadowed by the current directory, and the --out lock."""
 import json
 import os
 import socket
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +12,6 @@ import yaml
 from torchslim.cli.main import main
 from torchslim.core.outdir import LOCK_FILE
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 MLP = "tests.byom_pkg.models:make_mlp"
 LENET300_PARAMS = 266_610
 
@@ -123,18 +120,20 @@ def test_run_into_an_impossible_out_is_one_line_before_any_work(tmp_path, capsys
                     f"{tmp_path / 'file' / 'out'}: cannot create the output directory")
 
 
-def test_a_console_script_finds_the_users_package_in_the_current_directory(tmp_path):
-    """A console script's sys.path starts at its bin/ folder; the CLI adds the cwd as `python -m` does."""
+def test_the_users_package_is_found_in_the_current_directory(tmp_path, capsys, monkeypatch):
+    """A console script's sys.path starts at its bin/ folder, not the cwd; the CLI adds the cwd
+    as `python -m` does, so `torchslim profile my_pkg.models:make_net` works from the project."""
     project = tmp_path / "project"
-    (project / "my_pkg").mkdir(parents=True)
-    (project / "my_pkg" / "__init__.py").write_text("")
-    (project / "my_pkg" / "models.py").write_text(
+    (project / "cwd_pkg").mkdir(parents=True)
+    (project / "cwd_pkg" / "__init__.py").write_text("")
+    (project / "cwd_pkg" / "models.py").write_text(
         "from torch import nn\n\ndef make_net(width=3):\n    return nn.Linear(4, width)\n")
-    script = tmp_path / "bin" / "torchslim_script.py"
-    script.parent.mkdir()
-    script.write_text("import sys\nfrom torchslim.cli.main import main\nsys.exit(main())\n")
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(script), "profile", "my_pkg.models:make_net", "--input-shape", "1,4",
-                           "--json"], cwd=project, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["params"] == 4 * 3 + 3
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(project))])
+    try:
+        code, out, err = _run(capsys, "profile", "cwd_pkg.models:make_net", "--input-shape", "1,4", "--json")
+    finally:
+        for name in ("cwd_pkg", "cwd_pkg.models"):
+            sys.modules.pop(name, None)
+    assert code == 0, err
+    assert json.loads(out)["params"] == 4 * 3 + 3

@@ -96,6 +96,12 @@ def test_paths_resolve_relative_to_the_recipe_folder(tmp_path, monkeypatch):
     recipe = load_recipe("project/recipe.yaml")
     assert recipe.model.checkpoint_weights == str(project / "weights" / "w.safetensors")
     assert recipe.data.name == f"npz:{project / 'data.npz'}"
+    # an override on the command line is typed where the user stands: relative to the cwd
+    (tmp_path / "mine.npz").write_bytes((project / "data.npz").read_bytes())
+    overrides = ("data=npz:mine.npz", "model.checkpoint_weights=project/weights/w.safetensors")
+    recipe = load_recipe("project/recipe.yaml", overrides)
+    assert recipe.data.name == f"npz:{tmp_path / 'mine.npz'}"
+    assert recipe.model.checkpoint_weights == str(project / "weights" / "w.safetensors")
     (project / "weights" / "w.safetensors").unlink()
     with pytest.raises(UserError, match=f"'{project / 'weights' / 'w.safetensors'}' does not exist"):
         load_recipe("project/recipe.yaml")

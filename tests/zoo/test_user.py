@@ -14,8 +14,10 @@ MLP = "tests.byom_pkg.models:make_mlp"
 @pytest.mark.parametrize("path, message", [
     ("tests.byom_pkg.models", "expected an import path like 'my_pkg.models:make_net'"),
     ("no_such_pkg.models:make", "module 'no_such_pkg.models' is not importable (no module named 'no_such_pkg'"),
-    ("tests.byom_pkg.nothere:make", "module 'tests.byom_pkg.nothere' is not importable (no module named 'tests.byom_pkg.nothere'"),
-    ("tests.byom_pkg.broken:make", "importing module 'tests.byom_pkg.broken' failed (RuntimeError: this module fails at import)"),
+    ("tests.byom_pkg.nothere:make",
+     "module 'tests.byom_pkg.nothere' is not importable (no module named 'tests.byom_pkg.nothere'"),
+    ("tests.byom_pkg.broken:make",
+     "importing module 'tests.byom_pkg.broken' failed (RuntimeError: this module fails at import)"),
     ("tests.byom_pkg.models:make_mpl", "'tests.byom_pkg.models' has no attribute 'make_mpl'"),
     ("tests.byom_pkg.models:make_mlp.nope", "'tests.byom_pkg.models:make_mlp' has no attribute 'nope'"),
     ("tests.byom_pkg.models:NOT_CALLABLE", "int object is not callable"),

@@ -6,18 +6,25 @@
   given as a path (``./demo``, ``demo.yaml``). Any other argument is a path.
 - Paths inside a recipe (``model.checkpoint``, ``model.checkpoint_weights``, ``data: npz:FILE`` /
   ``folder:DIR``) are relative to the recipe file's folder, so a recipe runs the same from any
-  current directory; ``~`` is expanded, absolute paths stay as they are.
+  current directory; ``~`` is expanded, absolute paths stay as they are. A command-line
+  override (``model.checkpoint_weights=w.pt``) is typed where the user stands: its path is
+  relative to the current directory.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+import yaml
 
 from torchslim.errors import UserError
 
 BUILTIN = "builtin:"
 _FILE_SOURCES = ("npz:", "folder:")
+_PATH_KEYS = ("model.checkpoint", "model.checkpoint_weights")
+_DATA_KEYS = ("data", "data.name")
 
 
 def builtin_recipes() -> dict[str, Path]:
@@ -65,3 +72,20 @@ def relative_data(name: str, base: Path) -> str:
         if rest.startswith(kind):
             return prefix + kind + relative_path(rest[len(kind):], base)
     return name
+
+
+def cwd_override(assignment: str) -> str:
+    """``key=value`` with a path value made absolute against the current directory, so that
+    the recipe-folder rule leaves it as the user typed it."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or key not in _PATH_KEYS + _DATA_KEYS:
+        return assignment
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return assignment  # set_override reports it
+    if not isinstance(value, str) or not value:
+        return assignment
+    value = relative_path(value, Path.cwd()) if key in _PATH_KEYS else relative_data(value, Path.cwd())
+    return f"{key}={json.dumps(value)}"

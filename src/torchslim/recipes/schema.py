@@ -27,7 +27,7 @@ from torchslim.pipeline import check_training_data
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig
 from torchslim.recipes.paths import (  # noqa: F401 (builtin_recipes re-exported)
-    builtin_recipes, recipe_dir, relative_data, relative_path, resolve_recipe_path)
+    builtin_recipes, cwd_override, recipe_dir, relative_data, relative_path, resolve_recipe_path)
 from torchslim.train.config import TrainConfig
 
 
@@ -264,5 +264,5 @@ def load_recipe(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Rec
         raise UserError(f"{path}: malformed YAML{where}") from None
     if isinstance(raw, dict):
         for assignment in overrides:
-            set_override(raw, assignment, str(path))
+            set_override(raw, cwd_override(assignment), str(path))
     return parse_recipe(raw, str(path))

@@ -126,8 +126,9 @@ def load_weights_(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        parts = [f"missing {_first(missing)}" if missing else "", f"unexpected {_first(unexpected)}" if unexpected else ""]
-        raise UserError(f"{path}: keys do not match the model ({'; '.join(p for p in parts if p)})")
+        parts = ([f"missing {_first(missing)}"] if missing else []) + (
+            [f"unexpected {_first(unexpected)}"] if unexpected else [])
+        raise UserError(f"{path}: keys do not match the model ({'; '.join(parts)})")
     wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
     if wrong:
         k = wrong[0]

@@ -29,6 +29,7 @@ from torchslim.core.registry import config_for, techniques
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
 from torchslim.report.schema import RunReport, StepReport
+from torchslim.serialize.classes import class_key, is_user_key
 from torchslim.train.config import TrainConfig
 
 StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str
@@ -185,9 +186,11 @@ def run_steps(
     )
     before = initial
     start_key = None if checkpoint_dir is None else _start_key(model, data, measure, seed, run_key)
+    # A saved step may import user classes only when the caller's model already uses some.
+    user_code = any(is_user_key(class_key(type(m))) for m in model.modules())
     for index, config in enumerate(tqdm(configs, desc="compress", disable=not progress or not configs)):
         saved = None if start_key is None else _step_dir(Path(checkpoint_dir), start_key, configs, index)
-        resumed = _load_step(saved) if saved is not None else None
+        resumed = _load_step(saved, user_code) if saved is not None else None
         if resumed is not None:
             work, step = resumed
             report.steps.append(step)
@@ -227,7 +230,7 @@ def _step_dir(root: Path, start_key: str, configs: list[TechniqueConfig], index:
     return root / f"{index + 1:02d}-{configs[index].name}-{key[:12]}"
 
 
-def _load_step(folder: Path) -> tuple[nn.Module, StepReport] | None:
+def _load_step(folder: Path, trust_code: bool) -> tuple[nn.Module, StepReport] | None:
     """A finished step saved by :func:`_save_step`, or None (absent or unreadable: redo it)."""
     from torchslim.serialize import load
 
@@ -235,8 +238,7 @@ def _load_step(folder: Path) -> tuple[nn.Module, StepReport] | None:
         return None
     try:
         step = StepReport.from_dict(json.loads((folder / "step.json").read_text(encoding="utf-8")))
-        # trust_code: the classes are the starting model's own (the folder's key digests its architecture)
-        return load(folder / "model", trust_code=True).eval(), step
+        return load(folder / "model", trust_code=trust_code).eval(), step
     except (UserError, ValueError, TypeError, KeyError):
         return None
 

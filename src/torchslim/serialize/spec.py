@@ -126,33 +126,11 @@ def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: 
     if model is None and entries[0]["name"] != "":
         raise UserError("the first module entry is not the root (name '')")
     for entry in entries:
-        name, attrs = entry["name"], entry["attrs"]
-        cls = resolve(entry.get("class"), trust_code)
-        current = model if not name else _get(model, name)
-        if allowed(cls) and type(current) is cls:  # types checked against the origin's own instance first
-            check_known(name, current, attrs)
-        rebuild = current is None or type(current) is not cls or (
-            allowed(cls) and module_attrs(current) != attrs and not list(current.children()))
-        if rebuild:
-            if not name and model is not None:
-                raise UserError(f"root module class {entry['class']} does not match the model's origin")
-            current = _build(entry, cls, by_module.get(name, set()))
-            if name:
-                set_submodule(model, name, current)
-            else:
-                model = current
-        if allowed(cls):
-            check_known(name, current, attrs)
-        else:
-            check_free(name, cls, attrs, children.get(name, set()) | by_module.get(name, set()))
-        as_tuple = set(entry.get("tuples", []))
-        for key, value in attrs.items():
-            old = getattr(current, key, None)
-            new = _restore(value, old, key in as_tuple)
-            if key not in vars(current) or old != new:
-                setattr(current, key, new)
-        prefix = f"{name}." if name else ""
-        check_weights(name, current, {p: tensors[prefix + p][0] for p in by_module.get(name, set())})
+        model, current = _place(model, entry, resolve(entry.get("class"), trust_code), by_module)
+        taken = children.get(entry["name"], set()) | by_module.get(entry["name"], set())
+        _set_attrs(entry, current, taken)
+        prefix = f"{entry['name']}." if entry["name"] else ""
+        check_weights(entry["name"], current, {p: tensors[prefix + p][0] for p in by_module.get(entry["name"], set())})
     wanted = {e["name"] for e in entries}
     for name, _ in reversed(list(model.named_modules())):
         if name and name not in wanted:
@@ -160,6 +138,40 @@ def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: 
             delattr(model.get_submodule(parent), child)
     _match_tensors(model, by_module, tensors)
     return model
+
+
+def _place(model: nn.Module | None, entry: dict[str, Any], cls: type[nn.Module],
+           by_module: dict[str, set[str]]) -> tuple[nn.Module, nn.Module]:
+    """(model, the module at ``entry``): the origin's own when it matches, else built and put there."""
+    name, attrs = entry["name"], entry["attrs"]
+    current = model if not name else _get(model, name)
+    if allowed(cls) and type(current) is cls:  # types checked against the origin's own instance first
+        check_known(name, current, attrs)
+    if current is not None and type(current) is cls and not (
+            allowed(cls) and module_attrs(current) != attrs and not list(current.children())):
+        return model, current
+    if not name and model is not None:
+        raise UserError(f"root module class {entry['class']} does not match the model's origin")
+    current = _build(entry, cls, by_module.get(name, set()))
+    if not name:
+        return current, current
+    set_submodule(model, name, current)
+    return model, current
+
+
+def _set_attrs(entry: dict[str, Any], module: nn.Module, taken: set[str]) -> None:
+    """Check the entry's attributes against the class (see :mod:`attrs`), then set them."""
+    name, attrs = entry["name"], entry["attrs"]
+    if allowed(type(module)):
+        check_known(name, module, attrs)
+    else:
+        check_free(name, type(module), attrs, taken)
+    as_tuple = set(entry.get("tuples", []))
+    for key, value in attrs.items():
+        old = getattr(module, key, None)
+        new = _restore(value, old, key in as_tuple)
+        if key not in vars(module) or old != new:
+            setattr(module, key, new)
 
 
 def _get(model: nn.Module, name: str) -> nn.Module | None:

@@ -93,3 +93,15 @@ def test_read_only_out_is_refused(tmp_path):
             OutDir(tmp_path).__enter__()
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_without_hard_links_the_lock_is_created_exclusively(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with OutDir(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+        with pytest.raises(UserError, match="another run is writing here"):
+            OutDir(tmp_path).__enter__()
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,8 @@ removed on exit, also on an error or KeyboardInterrupt.
 Written here rather than with ``fcntl.flock`` or a lock package: the holder has to be named in
 the refusal and a stale holder detected from a file anyone can read (``cat .torchslim.lock``),
 and the file is created with its content in one atomic step (``os.link`` of a complete temp
-file), so no reader ever sees a half-written lock.
+file), so no reader ever sees a half-written lock (on a filesystem without hard links: an
+exclusive create, then the write).
 """
 
 from __future__ import annotations
@@ -109,10 +110,21 @@ class OutDir:
             return True
         except FileExistsError:
             return False
-        except OSError as exc:
-            raise UserError(f"{self.path}: output directory is not writable ({exc.strerror})") from None
+        except OSError:  # a filesystem without hard links: exclusive create, then write
+            return self._create_exclusive(me)
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+    def _create_exclusive(self, me: dict) -> bool:
+        try:
+            fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise UserError(f"{self.path}: output directory is not writable ({exc.strerror})") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        return True
 
     def _take_over(self, stale: dict) -> None:
         """Move the stale lock aside; if another run replaced it in the meantime, put theirs back."""
@@ -124,7 +136,7 @@ class OutDir:
         if _read(aside) != stale:  # we moved a fresh lock of a run that took over first
             try:
                 os.link(aside, self.lock)
-            except FileExistsError:
+            except OSError:  # a third run holds it by now, or no hard links: theirs stands
                 pass
             aside.unlink(missing_ok=True)
             return

@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,32 @@ def test_without_hard_links_the_lock_is_created_exclusively(tmp_path, monkeypatc
         with pytest.raises(UserError, match="another run is writing here"):
             OutDir(tmp_path).__enter__()
     assert list(tmp_path.iterdir()) == []
+
+
+RACER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("outdir", sys.argv[1])  # without torch: starts fast
+outdir = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(outdir)
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
+try:
+    with outdir.OutDir(sys.argv[2]):
+        print("held", flush=True)
+        time.sleep(1.5)
+except outdir.UserError as exc:
+    print(exc)
+"""
+
+
+def test_of_runs_started_together_exactly_one_takes_the_folder(tmp_path):
+    import time
+
+    import torchslim.core.outdir as module
+
+    start = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONPATH": str(Path(module.__file__).parents[2])}
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, module.__file__, str(tmp_path / "out"), start],
+                               stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    lines = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
+    assert lines[-1] == "held" and all("another run is writing here" in line for line in lines[:-1]), lines
+    assert list((tmp_path / "out").iterdir()) == []

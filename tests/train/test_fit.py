@@ -267,13 +267,16 @@ def test_modes_restored_and_no_bar_without_tty(capsys):
         (dict(epochs=1, optimizer="lion"), "unknown optimizer 'lion'; known: sgd, adamw"),
         (dict(epochs=1, schedule="step"), "unknown schedule 'step'; known: cosine, constant"),
         (dict(epochs=1, label_smoothing=1.0), "label_smoothing must be in"),
-        (dict(epochs=1, lr=-1.0), "lr and weight_decay must be >= 0"),
+        (dict(epochs=1, lr=-1.0), "lr must be a finite number >= 0, got -1.0"),
+        (dict(epochs=1, lr=float("nan")), "lr must be a finite number >= 0, got nan"),
+        (dict(epochs=1, lr=float("inf")), "lr must be a finite number >= 0, got inf"),
+        (dict(epochs=1, weight_decay=-1.0), "weight_decay must be a finite number >= 0"),
     ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(UserError, match=message):
         fit(_mlp(), _toy(), progress=False, **kwargs)
-    with pytest.raises(UserError, match="train_data must be a map-style Dataset .* got DataSplits"):
+    with pytest.raises(UserError, match=r"train_data: expected a torch Dataset or DataLoader \(e.g. splits.train\), got DataSplits"):
         fit(_mlp(), load_dataset("digits"), epochs=1)
     with pytest.raises(UserError, match="train_data is empty"):
         fit(_mlp(), TensorDataset(torch.zeros(0, 6), torch.zeros(0, dtype=torch.long)), epochs=1)

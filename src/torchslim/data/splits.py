@@ -8,10 +8,11 @@ refuses classes with a single example, which small user datasets have.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from torchslim.data.transforms import channel_stats, standardise
 from torchslim.errors import UserError
@@ -19,23 +20,36 @@ from torchslim.errors import UserError
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Train / val / test TensorDatasets of (float32 images (N, C, H, W), int64 labels (N,)).
+    """Train / val / test splits: any torch Dataset or DataLoader yielding (inputs, labels).
 
-    Images are standardised per channel with the *training* split's ``mean`` and ``std``
-    (population std over N, H, W, computed after scaling, resizing and channel repeat).
-    Apply the same to new raw inputs: ``(x_raw * pixel_scale - mean[c]) / std[c]``.
+    The bundled, ``.npz`` and image-folder sources give standardised float32 images (N, C, H, W)
+    and int64 labels (N,): per channel with the *training* split's ``mean`` and ``std``
+    (population std over N, H, W, computed after scaling, resizing and channel repeat). Apply
+    the same to new raw inputs: ``(x_raw * pixel_scale - mean[c]) / std[c]``. A user's own
+    splits (``DataSplits(name, train, val=..., test=...)``, or the mapping ``compress`` takes)
+    may leave ``val``, ``test``, ``num_classes``, ``input_shape`` and the constants unset.
     """
 
     name: str
-    train: TensorDataset
-    val: TensorDataset
-    test: TensorDataset
-    num_classes: int
-    input_shape: tuple[int, int, int]
-    class_names: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    pixel_scale: float
+    train: Dataset | DataLoader
+    val: Dataset | DataLoader | None = None
+    test: Dataset | DataLoader | None = None
+    num_classes: int | None = None
+    input_shape: tuple[int, int, int] | None = None
+    class_names: tuple[str, ...] = ()
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    pixel_scale: float | None = None
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """What a deployed model needs to be fed raw pixels (None when not standardised here):
+        ``{"pixel_scale", "mean", "std", "layout": "NCHW", "channels", "image_size"}``."""
+        if self.mean is None or self.std is None or self.pixel_scale is None:
+            return None
+        shape = self.input_shape
+        return {"pixel_scale": self.pixel_scale, "mean": list(self.mean), "std": list(self.std), "layout": "NCHW",
+                "channels": len(self.mean), "image_size": None if shape is None else list(shape[1:])}
 
 
 def _largest_remainder(quota: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,6 +102,16 @@ def split_sizes(
     return n_val, n_test
 
 
+def split_indices(
+    name: str, y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated seed and fractions, then :func:`stratified_split` of the labels ``y`` (N,)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"seed must be a non-negative int, got {seed!r}")
+    n_val, n_test = split_sizes(len(y), val_fraction, test_fraction, source=name)
+    return stratified_split(y, n_val, n_test, seed)
+
+
 def build_splits(
     name: str,
     x: torch.Tensor,
@@ -101,11 +125,8 @@ def build_splits(
     seed: int,
 ) -> DataSplits:
     """Split (N, C, H, W) images (raw * pixel_scale) and (N,) int64 labels, then standardise."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UserError(f"seed must be a non-negative int, got {seed!r}")
-    n_val, n_test = split_sizes(len(y), val_fraction, test_fraction, source=name)
     train_idx, val_idx, test_idx = (
-        torch.from_numpy(i) for i in stratified_split(y.numpy(), n_val, n_test, seed)
+        torch.from_numpy(i) for i in split_indices(name, y.numpy(), val_fraction, test_fraction, seed)
     )
     mean, std = channel_stats(x[train_idx])
 

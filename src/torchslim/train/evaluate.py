@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
+from torchslim.data.access import batches, check_split
 from torchslim.errors import UserError
-from torchslim.train.batches import iter_batches
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -18,24 +18,29 @@ def model_device(model: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-def evaluate(model: nn.Module, data: Dataset, *, batch_size: int = 256) -> float:
+def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 256) -> float:
     """Fraction in [0, 1] of examples whose argmax over model(inputs) (B, K) equals the label.
 
-    Runs in eval mode without gradients; every submodule's train/eval mode is restored after.
+    ``data``: any split :mod:`torchslim.data.access` reads (a DataLoader at its own batch
+    size), moved batch by batch to the model's device. Runs in eval mode without gradients;
+    every submodule's train/eval mode is restored after.
     """
-    n = len(data)  # type: ignore[arg-type]
-    if n == 0:
-        raise UserError("evaluate: data is empty")
-    if batch_size < 1:
+    check_split(data, "evaluate: data")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"evaluate: batch_size must be >= 1, got {batch_size}")
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    correct = 0
+    correct = seen = 0
     try:
         with torch.no_grad():
-            for inputs, targets in iter_batches(data, range(n), batch_size, model_device(model)):
+            for inputs, targets in batches(data, batch_size, device=model_device(model)):
+                if targets is None:
+                    raise UserError("evaluate: the batches carry no labels (give (inputs, labels) pairs, or an eval_fn)")
                 correct += int((model(inputs).argmax(dim=1) == targets).sum())
+                seen += len(inputs)
     finally:
         for m, training in modes:
             m.training = training
-    return correct / n
+    if seen == 0:
+        raise UserError("evaluate: data is empty")
+    return correct / seen

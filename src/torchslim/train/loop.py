@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -24,19 +25,20 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from torchslim.data.access import batches, check_split, is_streamed, num_batches, num_samples
 from torchslim.errors import UserError
-from torchslim.train.batches import iter_batches
 from torchslim.train.checkpoint import load_checkpoint, save_checkpoint
 from torchslim.train.context import LossFn, StepContext, StepHook, TrainHistory
 from torchslim.train.distributed import barrier, init_from_env, sum_across
 from torchslim.train.evaluate import evaluate, model_device
+from torchslim.train.labels import check_class_labels
 from torchslim.train.losses import cross_entropy
 from torchslim.train.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule
 
 
-def _check_args(model: nn.Module, train_data: Dataset, config: dict[str, Any]) -> None:
+def _check_args(model: nn.Module, train_data: Any, config: dict[str, Any]) -> None:
     def positive_int(key: str) -> None:
         v = config[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -44,10 +46,9 @@ def _check_args(model: nn.Module, train_data: Dataset, config: dict[str, Any]) -
 
     positive_int("epochs")
     positive_int("batch_size")
-    if config["lr"] < 0 or config["weight_decay"] < 0:
-        raise UserError(
-            f"fit: lr and weight_decay must be >= 0, got {config['lr']}, {config['weight_decay']}"
-        )
+    for key in ("lr", "weight_decay", "momentum"):
+        if not math.isfinite(config[key]) or config[key] < 0:
+            raise UserError(f"fit: {key} must be a finite number >= 0, got {config[key]}")
     if not 0.0 <= config["label_smoothing"] < 1.0:
         raise UserError(f"fit: label_smoothing must be in [0, 1), got {config['label_smoothing']}")
     if config["optimizer"] not in OPTIMIZERS:
@@ -58,18 +59,30 @@ def _check_args(model: nn.Module, train_data: Dataset, config: dict[str, Any]) -
         raise UserError(
             f"fit: unknown schedule {config['schedule']!r}; known: {', '.join(SCHEDULES)}"
         )
-    if not (hasattr(train_data, "__getitem__") and hasattr(train_data, "__len__")):
-        kind = type(train_data).__name__
-        raise UserError(
-            f"fit: train_data must be a map-style Dataset (e.g. splits.train), got {kind}"
-        )
-    if len(train_data) == 0:  # type: ignore[arg-type]
+    check_split(train_data, "fit: train_data")
+    if num_samples(train_data) == 0:
         raise UserError("fit: train_data is empty")
     if not any(p.requires_grad for p in model.parameters()):
         raise UserError("fit: the model has no trainable parameters")
 
 
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+SINGLE_BATCH_NOTE = ("fit: skipping a training batch of 1 example (BatchNorm cannot normalise a single "
+                     "example in training mode); each epoch trains on the rest")
+
+
+def _epoch_order(sampler: DistributedSampler, batch_size: int, drop_single: bool) -> list[int]:
+    """This epoch's example indices; a last batch of exactly one is dropped when ``drop_single``."""
+    order = list(sampler)
+    if drop_single and len(order) > 1 and len(order) % batch_size == 1:
+        order = order[:-1]
+    return order
+
+
+def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm  # lazy: only needed when a bar is shown
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=True, dynamic_ncols=True)
@@ -77,7 +90,7 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
 
 def fit(
     model: nn.Module,
-    train_data: Dataset,
+    train_data: Dataset | DataLoader,
     *,
     epochs: int,
     batch_size: int = 64,
@@ -91,11 +104,19 @@ def fit(
     loss_fn: LossFn | None = None,
     extra_losses: Sequence[LossFn] = (),
     after_step: Sequence[StepHook] = (),
-    val_data: Dataset | None = None,
+    val_data: Dataset | DataLoader | None = None,
     progress: bool = True,
     checkpoint_path: str | os.PathLike | None = None,
 ) -> TrainHistory:
-    """Train ``model`` in place on (inputs (N, ...), int64 targets (N,)) pairs.
+    """Train ``model`` in place on (inputs (N, ...), int64 targets (N,)) pairs, on the model's device.
+
+    ``train_data`` / ``val_data``: any split :mod:`torchslim.data.access` reads. A map-style
+    Dataset (TensorDataset or the user's own, with its transforms) is shuffled per epoch by a
+    seeded sampler at ``batch_size``; a DataLoader or an IterableDataset is used as given (its
+    own order, batch size, workers and collate; ``batch_size`` and the shuffling seed do not
+    apply). A model with BatchNorm skips a training batch of one example (and warns once).
+    The default loss checks labels: float labels, or a label outside the model's K outputs,
+    are a one-line UserError; a non-finite loss stops training with one too.
 
     optimizer "sgd" (momentum, L2 weight decay) or "adamw"; schedule "cosine" (per step, from
     lr to 0 over epochs * steps_per_epoch) or "constant". ``loss_fn(ctx)`` replaces the
@@ -122,14 +143,22 @@ def fit(
     rank, world_size = init_from_env()
     torch.manual_seed(seed)
     device = model_device(model)
-    sampler = DistributedSampler(
+    drop_single = _has_batchnorm(model)
+    streamed = is_streamed(train_data)  # a DataLoader / IterableDataset keeps its own order and batches
+    sampler = None if streamed else DistributedSampler(
         train_data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
     )
-    steps_per_epoch = math.ceil(len(sampler) / batch_size)
+    if sampler is not None:
+        steps_per_epoch: int | None = -(-len(_epoch_order(sampler, batch_size, drop_single)) // batch_size)
+    else:
+        steps_per_epoch = num_batches(train_data, batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = make_schedule(opt, schedule, total_steps=epochs * steps_per_epoch)
+    # Unknown epoch length (an iterable without len): the schedule advances once per epoch.
+    per_step = steps_per_epoch is not None
+    sched = make_schedule(opt, schedule, total_steps=epochs * steps_per_epoch if per_step else epochs)
     compute_loss = loss_fn if loss_fn is not None else cross_entropy(label_smoothing)
+    said_single = False
 
     history = TrainHistory()
     start_epoch = 0
@@ -146,32 +175,54 @@ def fit(
     try:
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
-            sampler.set_epoch(epoch)
             model.train()
             loss_sum, seen = 0.0, 0
             bar = _progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", show)
-            for inputs, targets in iter_batches(train_data, list(sampler), batch_size, device):
-                ctx = StepContext(model, inputs, targets, net(inputs), epoch, step)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+                epoch_batches = batches(train_data, batch_size, device=device,
+                                        order=_epoch_order(sampler, batch_size, drop_single))
+            else:
+                if hasattr(getattr(train_data, "sampler", None), "set_epoch"):
+                    train_data.sampler.set_epoch(epoch)  # a user's DistributedSampler
+                epoch_batches = batches(train_data, batch_size, device=device)
+            for inputs, targets in epoch_batches:
+                if drop_single and len(inputs) == 1:
+                    if not said_single:
+                        warnings.warn(SINGLE_BATCH_NOTE, stacklevel=2)
+                        said_single = True
+                    continue
+                ctx = StepContext(model, inputs, targets, net(inputs), epoch, step)  # type: ignore[arg-type]
+                if loss_fn is None:
+                    check_class_labels(targets, ctx.outputs, train_data)
                 loss = compute_loss(ctx)
                 for extra in extra_losses:
                     loss = loss + extra(ctx)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise UserError(f"fit: loss is {loss_value} at epoch {epoch + 1}, step {step + 1} "
+                                    f"(lr {sched.get_last_lr()[0]:.3g}); lower lr or check the data for NaN/inf")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sched.step()
+                if per_step:
+                    sched.step()
                 done = replace(ctx, loss=loss.detach())
                 for hook in after_step:
                     hook(done)
                 step += 1
-                loss_value = loss.item()
-                loss_sum += loss_value * len(targets)
-                seen += len(targets)
+                loss_sum += loss_value * len(inputs)
+                seen += len(inputs)
                 bar.set_postfix(
                     loss=f"{loss_value:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False
                 )
                 bar.update()
+            if not per_step:
+                sched.step()
             bar.close()
             loss_sum, seen = sum_across([loss_sum, float(seen)], world_size)
+            if seen == 0:
+                raise UserError("fit: no batch of 2 or more examples to train on (BatchNorm needs 2 per batch)")
             history.train_loss.append(loss_sum / seen)
             if val_data is not None:
                 history.val_accuracy.append(evaluate(model, val_data))

@@ -23,14 +23,17 @@ from torch import nn
 
 from torchslim.core.config import TechniqueConfig, nested_sections
 from torchslim.core.context import Context, as_input_tuple
+from torchslim.core.device import resolve_device
 from torchslim.core.digest import data_digest, model_digest
 from torchslim.core.numerics import output_error
 from torchslim.core.registry import config_for, techniques
+from torchslim.data.access import as_splits, eval_split, example_split, first_inputs
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
 from torchslim.report.schema import RunReport, StepReport
 from torchslim.serialize.classes import class_key, is_user_key
 from torchslim.train.config import TrainConfig
+from torchslim.train.evaluate import model_device
 
 StepLike = TechniqueConfig | tuple[str, dict[str, Any]] | dict[str, Any] | str
 
@@ -105,6 +108,7 @@ def compress(
     out_dir: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     run_key: str = "",
+    device: str | torch.device | None = None,
 ) -> CompressResult:
     """Copy ``model`` once, apply ``steps`` in order, and report every step (see :func:`run_steps`).
 
@@ -112,9 +116,12 @@ def compress(
     :mod:`torchslim.core.outdir`); steps that write files (``codec.encode``, ``quant.ptq``) write
     there, and so do ``report.json``, ``report.md`` and the plots, as ``torchslim run`` writes them.
     """
-    kwargs = dict(example_inputs=example_inputs, data=data, eval_fn=eval_fn, measure=measure, seed=seed,
-                  progress=progress, checkpoint_dir=checkpoint_dir, run_key=run_key)
     configs = resolve_steps(steps, data is not None)  # a bad step fails before out_dir is touched
+    data = as_splits(data)  # so does a bad data mapping or device
+    if device is not None:
+        resolve_device(device)
+    kwargs = dict(example_inputs=example_inputs, data=data, eval_fn=eval_fn, measure=measure, seed=seed,
+                  progress=progress, checkpoint_dir=checkpoint_dir, run_key=run_key, device=device)
     if out_dir is None:
         return run_steps(model, configs, **kwargs)
     from torchslim.core.outdir import OutDir
@@ -139,13 +146,20 @@ def run_steps(
     out_dir: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     run_key: str = "",
+    device: str | torch.device | None = None,
 ) -> CompressResult:
     """:func:`compress` without its output-folder handling: the caller owns ``out_dir`` (locked,
     reports written by the caller, as ``torchslim run`` does).
 
     ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to the first test image
-    of ``data``, else a random input of the zoo model's shape. ``data``: DataSplits used by training/calibrating techniques and,
-    when ``eval_fn`` is None, for top-1 accuracy on ``data.test``.
+    of ``data``, else a random input of the zoo model's shape. ``data``: a DataSplits, or a mapping
+    ``{"train": ..., "val": ..., "test": ...}`` of torch Datasets or DataLoaders (val and test optional),
+    used by training/calibrating techniques and, when ``eval_fn`` is None, for top-1 accuracy on
+    the test split (no test split and no ``eval_fn``: no accuracy is reported).
+
+    ``device``: cpu | cuda | cuda:N | auto, where every step trains, distils, calibrates and
+    evaluates (default: the model's own device); the returned model is on the device ``model``
+    was given on. ``eval_fn`` receives the model on ``device``.
 
     ``checkpoint_dir``: after each step the model and its step report are saved there, keyed by
     a digest of the starting model (architecture and weights), the data, the measurement
@@ -156,24 +170,29 @@ def run_steps(
     from tqdm.auto import tqdm
 
     configs = resolve_steps(steps, data is not None)
+    data = as_splits(data)
+    caller_device = model_device(model)
+    run_device = caller_device if device is None else resolve_device(device)
     measure = measure or MeasureConfig()
     if example_inputs is None and data is not None:
-        example_inputs = data.test.tensors[0][:1]  # the shape the model is really used at
+        example_inputs = first_inputs(example_split(data), 1)  # the shape the model is really used at
     if example_inputs is None:
         from torchslim.zoo import example_input
 
         example_inputs = example_input(model)
-    inputs = as_input_tuple(example_inputs)
-    if eval_fn is None and data is not None:
+    inputs = tuple(x.to(run_device) if isinstance(x, torch.Tensor) else x for x in as_input_tuple(example_inputs))
+    if eval_fn is None and eval_split(data) is not None:
         from torchslim.train import evaluate
 
-        eval_fn = lambda m: evaluate(m, data.test)  # noqa: E731
-    numerics_batch = inputs if data is None else (data.test.tensors[0][:32],)
+        eval_fn = lambda m: evaluate(m, eval_split(data))  # noqa: E731
+    numerics_batch = inputs if data is None else (first_inputs(example_split(data), 32, device=run_device),)
 
-    work = copy.deepcopy(model).eval()
-    # The caller's model is never modified, so it serves as the teacher without another copy.
-    ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=model, seed=seed, progress=progress,
-                  out_dir=None if out_dir is None else Path(out_dir))
+    work = copy.deepcopy(model).to(run_device).eval()
+    # The caller's model is never modified, so it serves as the teacher without another copy
+    # (one copy on the run's device when the caller's model lives elsewhere).
+    teacher = model if caller_device == run_device else copy.deepcopy(model).to(run_device)
+    ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=teacher, seed=seed, device=run_device,
+                  progress=progress, out_dir=None if out_dir is None else Path(out_dir))
     initial = snapshot(work, inputs, "original", measure, eval_fn)
     report = RunReport(
         model={"origin": getattr(model, "_torchslim_origin", None), "class": type(model).__name__,
@@ -192,7 +211,7 @@ def run_steps(
         saved = None if start_key is None else _step_dir(Path(checkpoint_dir), start_key, configs, index)
         resumed = _load_step(saved, user_code) if saved is not None else None
         if resumed is not None:
-            work, step = resumed
+            work, step = resumed[0].to(run_device), resumed[1]
             report.steps.append(step)
             before = step.after
             continue
@@ -216,7 +235,7 @@ def run_steps(
         if saved is not None:
             _save_step(work, step, saved)
         before = after
-    return CompressResult(work, report)
+    return CompressResult(work.to(caller_device), report)
 
 
 def _start_key(model: nn.Module, data: Any, measure: MeasureConfig, seed: int, run_key: str) -> str:

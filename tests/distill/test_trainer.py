@@ -111,5 +111,5 @@ def test_user_errors_name_the_field():
         distill_(_student(), teacher, data, "fitnets")
     with pytest.raises(UserError, match="needs a teacher"):
         distill_(_student(), None, data, "kd")
-    with pytest.raises(UserError, match=r"distill=l2: loss is (nan|inf) at step \d+; lower lr"):
+    with pytest.raises(UserError, match=r"fit: loss is (nan|inf) at epoch 1, step \d+ \(lr 25\); lower lr"):
         distill_(_student(), teacher, data, "l2", lr=50.0, epochs=1)

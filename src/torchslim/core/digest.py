@@ -36,9 +36,12 @@ def model_digest(model: nn.Module) -> str:
 def data_digest(data: Any) -> str | None:
     """sha256 of the splits' tensors (``train``/``val``/``test`` TensorDatasets), None for no data.
 
-    A split that is not a TensorDataset is digested by its length and its first and last
-    examples (reading a whole streaming dataset to key a cache would cost a full epoch).
+    A split that is not a TensorDataset is digested by its type, length and its first and last
+    examples (reading a whole streaming dataset to key a cache would cost a full epoch); a
+    DataLoader or IterableDataset by its first example (a shuffled one never resumes).
     """
+    from torchslim.data.access import first_samples, is_streamed, num_samples
+
     if data is None:
         return None
     h = hashlib.sha256()
@@ -50,9 +53,14 @@ def data_digest(data: Any) -> str | None:
         if tensors is not None:
             for i, t in enumerate(tensors):
                 _update_tensor(h, f"{split}.{i}", t)
+        elif is_streamed(part):
+            h.update(f"{split}:{type(part).__qualname__}:{num_samples(part)}".encode())
+            for j, item in enumerate(first_samples(part, 1)):
+                if item is not None:
+                    _update_tensor(h, f"{split}[0].{j}", item)
         else:
             n = len(part)
-            h.update(f"{split}:{n}".encode())
+            h.update(f"{split}:{type(part).__qualname__}:{n}".encode())
             for index in {0, n - 1} if n else set():
                 for j, item in enumerate(part[index]):
                     if isinstance(item, torch.Tensor):

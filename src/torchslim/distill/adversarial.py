@@ -107,7 +107,7 @@ class AdversarialDistiller:
         t_dim, s_dim = self.t_tap[self.t_spec][0].numel(), self.s_tap[self.s_spec][0].numel()
         with seeded(seed):
             self.discriminator = make_discriminator(t_dim, hidden).to(probe.device)
-            self.adaptor: nn.Module | None = nn.Linear(s_dim, t_dim) if s_dim != t_dim else None
+            self.adaptor: nn.Module | None = nn.Linear(s_dim, t_dim).to(probe.device) if s_dim != t_dim else None
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
         self.helpers: dict[str, nn.Module] = {"adaptor": self.adaptor} if self.adaptor is not None else {}
         self.dims = {"teacher_features": t_dim, "student_features": s_dim}

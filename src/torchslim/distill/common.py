@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from torchslim.errors import UserError
-from torchslim.train import StepContext, StepHook
+from torchslim.data.access import first_inputs
+from torchslim.train.evaluate import model_device
 
 
 @contextlib.contextmanager
@@ -34,10 +33,10 @@ def teacher_logits(teacher: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         return teacher(inputs)
 
 
-def probe_batch(data: Dataset, size: int = 8) -> torch.Tensor:
-    """The first ``size`` inputs of ``data`` stacked (N, ...): one forward to learn feature shapes."""
-    n = min(size, len(data))  # type: ignore[arg-type]
-    return torch.stack([data[i][0] for i in range(n)])
+def probe_batch(data: Dataset, model: nn.Module, size: int = 8) -> torch.Tensor:
+    """The first ``size`` inputs of ``data`` stacked (N, ...) on ``model``'s device: one forward
+    to learn feature shapes."""
+    return first_inputs(data, size, device=model_device(model))
 
 
 class WithHelpers(nn.Module):
@@ -69,14 +68,3 @@ def seeded(seed: int) -> contextlib.AbstractContextManager:
             yield
 
     return fork()
-
-
-def stop_if_diverged(method: str, lr: float) -> StepHook:
-    """after_step hook: a non-finite loss ends training with a UserError naming the step and lr
-    (logit L2 from scratch, for instance, needs a much smaller lr than cross-entropy)."""
-
-    def hook(ctx: StepContext) -> None:
-        if ctx.loss is not None and not math.isfinite(float(ctx.loss)):
-            raise UserError(f"distill={method}: loss is {float(ctx.loss)} at step {ctx.step}; lower lr (now {lr})")
-
-    return hook

@@ -86,14 +86,14 @@ def train_hints_(
     modes = [(m, m.training) for m in student.modules()]
     with teacher_eval(teacher), FeatureTap(teacher, [hint_layer], "hint_layer") as t_tap, \
             FeatureTap(student, [guided_layer], "guided_layer") as s_tap:
-        probe = probe_batch(train_data)
+        probe = probe_batch(train_data, student)
         teacher_logits(teacher, probe)
         hint = t_tap[hint_layer]
         student.eval()
         student(probe)
         guided = s_tap[guided_layer]
         with seeded(seed):
-            regressor = make_regressor(guided, hint)
+            regressor = make_regressor(guided, hint).to(guided.device)
         used = params_feeding(student, guided)
         for m, training in modes:
             m.training = training

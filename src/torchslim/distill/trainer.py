@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from torchslim.distill.adversarial import AdversarialDistiller
-from torchslim.distill.common import WithHelpers, probe_batch, stop_if_diverged, teacher_eval, teacher_logits
+from torchslim.distill.common import WithHelpers, probe_batch, teacher_eval, teacher_logits
 from torchslim.distill.fitnets import default_layers, train_hints_
 from torchslim.distill.kd import kd_loss
 from torchslim.distill.l2 import logit_l2_loss
@@ -46,7 +46,7 @@ def run_distillation(
         raise UserError(f"distill={method} needs a teacher model (none given)")
     common = dict(config.fit_kwargs(), seed=seed, progress=progress, val_data=val_data,
                   extra_losses=list(extra_losses))
-    guard = [stop_if_diverged(method, config.effective_lr), *after_step]
+    guard = list(after_step)  # fit itself stops on a non-finite loss
     details: dict[str, Any] = {"distill": method, "epochs": config.epochs, "lr": config.effective_lr}
     if method == "none":
         history = fit(student, train_data, after_step=guard, **common)
@@ -57,7 +57,7 @@ def run_distillation(
                 hint, guided = default_layers(config.hint_layer, config.guided_layer)
                 hint_lr = config.hint_lr if config.hint_lr is not None else config.effective_lr
                 stage1 = dict(common, lr=hint_lr, val_data=None, epochs=config.hint_epochs,
-                              after_step=[stop_if_diverged("fitnets", hint_lr), *after_step])
+                              after_step=list(after_step))
                 _, hint_details = train_hints_(student, teacher, train_data, hint_layer=hint, guided_layer=guided,
                                                **stage1)
                 details.update(hint_layer=hint, guided_layer=guided, hint_epochs=config.hint_epochs, **hint_details)
@@ -75,7 +75,7 @@ def run_distillation(
         assert teacher is not None
         with teacher_eval(teacher):
             adv = AdversarialDistiller(
-                student, teacher, probe_batch(train_data), feature_layer=config.feature_layer,
+                student, teacher, probe_batch(train_data, student), feature_layer=config.feature_layer,
                 student_feature_layer=config.student_feature_layer, hidden=config.discriminator_hidden,
                 lr=config.discriminator_lr, dropout=config.feature_dropout,
                 adversarial_weight=config.adversarial_weight, sample_weight=config.sample_weight, seed=seed,

@@ -22,7 +22,6 @@ afterwards with ``lowrank.svd`` (same unfolding) at an energy or MACs target.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -38,7 +37,7 @@ from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
 from torchslim.lowrank.config import check_layer_types
 from torchslim.lowrank.ranks import spectrum_energy_rank
-from torchslim.train import StepContext
+from torchslim.train import StepContext, steps_per_epoch
 from torchslim.train.config import TrainConfig
 from torchslim.train.optim import cosine_factor
 
@@ -116,7 +115,7 @@ def regularize_(model: nn.Module, config: RegularizeConfig, ctx: Context) -> Han
     weights = [m.weight for _, m in layers]
     ranks_before = energy_ranks(layers, config.energy)
     train = config.finetune
-    total_steps = train.epochs * math.ceil(len(ctx.data.train) / train.batch_size)
+    total_steps = train.epochs * steps_per_epoch(model, ctx.data.train, train.batch_size, config.name)
     spent = [0.0]
 
     def proximal(step: StepContext) -> None:

@@ -29,10 +29,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from torchslim.core.modules import evaluating
+from torchslim.data.access import batches
 from torchslim.errors import UserError
 from torchslim.graph.groups import Group, ParamSlice
+from torchslim.train.evaluate import model_device
 
 CRITERIA = ("l1", "l2", "bn_scale", "taylor", "fisher", "fpgm", "random")
 NEEDS_DATA = ("taylor", "fisher")
@@ -118,19 +121,14 @@ def _gate_grads(model: nn.Module, groups: list[Group]) -> dict[int, np.ndarray]:
     return result
 
 
-def _batches(data: Any, batch_size: int, num_batches: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    if hasattr(data, "tensors"):
-        x, y = data.tensors[:2]
-        for i in range(num_batches):
-            sl = slice(i * batch_size, (i + 1) * batch_size)
-            if len(x[sl]) == 0:
-                break
-            yield x[sl], y[sl]
-    else:
-        for i, (x, y) in enumerate(data):
-            if i >= num_batches:
-                break
-            yield x, y
+def _batches(data: Any, batch_size: int, num_batches: int,
+             device: torch.device) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``num_batches`` (inputs, labels) of a Dataset / DataLoader, or of an iterable of batches."""
+    source = batches(data, batch_size, device=device) if isinstance(data, (Dataset, DataLoader)) else data
+    for i, (x, y) in enumerate(source):
+        if i >= num_batches:
+            break
+        yield x.to(device), y.to(device)
 
 
 def _gradient_scores(model: nn.Module, groups: list[Group], data: Any, kind: str, batch_size: int,
@@ -142,7 +140,7 @@ def _gradient_scores(model: nn.Module, groups: list[Group], data: Any, kind: str
     params = [p for p in model.parameters()]
     try:
         with evaluating(model):  # BN running statistics, as at inference; each module's mode restored
-            for x, y in _batches(data, batch_size, num_batches):
+            for x, y in _batches(data, batch_size, num_batches, model_device(model)):
                 parts = [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))] if kind == "fisher" else [(x, y)]
                 for xb, yb in parts:
                     for p in params:

@@ -23,7 +23,6 @@ recover with a following ``finetune`` step if needed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +39,7 @@ from torchslim.prune.channels import plan_and_remove_
 from torchslim.prune.config import ChannelChoice, PruneChannelsConfig, is_factor, require, shared_fields
 from torchslim.prune.importance import is_bn_weight, tensor_of
 from torchslim.prune.plan import choose_groups
+from torchslim.train import steps_per_epoch
 from torchslim.train.config import TrainConfig
 from torchslim.train.optim import cosine_factor
 
@@ -129,11 +129,11 @@ class GroupLassoConfig(ChannelChoice):
         require(self, self.finetune.epochs >= 1, "finetune", "at least one epoch of sparsity training")
 
 
-def _schedule(config: TrainConfig, examples: int) -> Callable[[int], float] | None:
-    """The lr multiplier of ``torchslim.train.fit`` after step t (None when constant)."""
+def _schedule(config: TrainConfig, steps: int) -> Callable[[int], float] | None:
+    """The lr multiplier of ``torchslim.train.fit`` after step t (None when constant); ``steps`` per epoch."""
     if config.schedule == "constant":
         return None
-    total = config.epochs * math.ceil(examples / config.batch_size)
+    total = config.epochs * steps
     return lambda t: cosine_factor(t, total)
 
 
@@ -143,8 +143,8 @@ def group_lasso_(model: nn.Module, config: GroupLassoConfig, ctx: Context) -> Ha
     graph = ctx.dependency_graph(model)
     groups = choose_groups(model, graph, config)
     train = config.finetune
-    examples = len(ctx.data.train) if ctx.data is not None else 0
-    prox = proximal_step(groups, train.effective_lr * config.strength, config.penalty, _schedule(train, examples))
+    steps = steps_per_epoch(model, ctx.data.train, train.batch_size, config.name) if ctx.data is not None else 0
+    prox = proximal_step(groups, train.effective_lr * config.strength, config.penalty, _schedule(train, steps))
     trained = finetune_(model, train, ctx, after_step=[prox])
     with torch.no_grad():
         norms = {gid: v.sqrt().cpu().double().numpy() for gid, v in

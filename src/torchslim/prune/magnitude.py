@@ -27,7 +27,6 @@ papers); the reduction factor of those weights is 1 / (1 - sparsity), reported a
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,7 +39,7 @@ from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.core.select import LayerKind, layer_classes, select_layers, unknown_name_error
 from torchslim.distill.finetune import finetune_
 from torchslim.prune.masks import apply_masks, enforced_masks
-from torchslim.train import StepContext
+from torchslim.train import StepContext, steps_per_epoch
 from torchslim.train.config import TrainConfig
 
 
@@ -150,7 +149,7 @@ def _train_agp(model: nn.Module, pruner: MagnitudePruner, ctx: Context) -> tuple
         nonlocal calls
         if not events:  # the data exist once training runs: place the pruning events
             epochs = ft.epochs + (ft.hint_epochs if ft.distill == "fitnets" else 0)
-            ramp = max(1, round(config.ramp_fraction * epochs * math.ceil(len(ctx.data.train) / ft.batch_size)))
+            ramp = max(1, round(config.ramp_fraction * epochs * steps_per_epoch(step.model, ctx.data.train, ft.batch_size, config.name)))
             events.update({max(1, round(j * ramp / config.rounds)): agp_fraction(j / config.rounds)
                            for j in range(1, config.rounds + 1)})
         calls += 1

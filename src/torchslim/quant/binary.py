@@ -32,9 +32,11 @@ from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.modules import evaluating, set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.data.access import first_inputs
 from torchslim.quant.lowbit import LatentWeight, lowbit_details, lowbit_layers, need_data, sign_ste, train_latent_
 from torchslim.serialize.spec import allow_module
 from torchslim.train.config import TrainConfig
+from torchslim.train.evaluate import model_device
 
 
 def binarize_weight(w: torch.Tensor) -> torch.Tensor:
@@ -134,7 +136,7 @@ def binary_(model: nn.Module, config: BinaryConfig, ctx: Context) -> HandlerResu
     need_data(ctx, "quant.binary")
     layers = lowbit_layers(model, config.include, config.exclude, config.keep_ends, "quant.binary")
     if config.method == "xnor":
-        means = _input_means(model, [n for n, _ in layers], ctx.data.train.tensors[0][:256])
+        means = _input_means(model, [n for n, _ in layers], first_inputs(ctx.data.train, 256, device=model_device(model)))
         converted = []
         for name, layer in layers:
             new = _to_xnor(layer, means[name])

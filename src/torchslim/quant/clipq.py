@@ -36,9 +36,11 @@ from torchslim.core.context import Context
 from torchslim.core.modules import evaluating
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.core.select import LayerKind, layer_classes, select_layers
+from torchslim.data.access import first_samples
 from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
 from torchslim.train.config import TrainConfig
+from torchslim.train.evaluate import model_device
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def clipq_(model: nn.Module, config: ClipQConfig, ctx: Context) -> HandlerResult
     selected = select_layers(model, layer_classes(config.layer_types), config.include, config.exclude)
     if not selected:
         return HandlerResult(model, ["quant.clipq: no layer matches layer_types/include/exclude; nothing quantized"])
-    x, y = ctx.data.train.tensors[0][: config.calibration_samples], ctx.data.train.tensors[1][: config.calibration_samples]
+    x, y = first_samples(ctx.data.train, config.calibration_samples, device=model_device(model))
     scores: dict[str, list[tuple[float, float, tuple[float, int]]]] = {}
     with evaluating(model):
         base = _loss(model, x, y)

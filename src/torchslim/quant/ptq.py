@@ -33,10 +33,12 @@ from torchslim.core.modules import evaluating, set_submodule
 from torchslim.core.numerics import sqnr_db
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.core.select import select_layers
+from torchslim.data.access import calibration_batches as first_batches
 from torchslim.errors import UserError
 from torchslim.quant.modules import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from torchslim.quant.observers import OBSERVERS, Observer, QParams, quantize_weight, symmetric_weight_scales
 from torchslim.quant.plan import LAYER_TYPES, QuantPlan, build_plan
+from torchslim.train.evaluate import model_device
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,7 @@ def calibration_batches(ctx: Context, num_samples: int, batch_size: int, step: s
     """The first ``num_samples`` training images in batches; UserError naming ``step`` without data."""
     if ctx.data is None:
         raise UserError(f"{step} needs calibration data: set 'data:' in the recipe (or data= in compress)")
-    images = ctx.data.train.tensors[0][:num_samples]
-    for start in range(0, len(images), batch_size):
-        yield images[start:start + batch_size]
+    yield from first_batches(ctx.data.train, num_samples, batch_size)
 
 
 @dataclass
@@ -110,8 +110,9 @@ def calibrate(model: nn.Module, plan: QuantPlan, batches: Iterator[torch.Tensor]
             lambda m, args, out, obs=obs: obs.update(out)))
     try:
         with evaluating(model):
+            device = model_device(model)
             for x in batches:
-                model(x)
+                model(x.to(device))
     finally:
         for handle in handles:
             handle.remove()

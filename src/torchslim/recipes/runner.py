@@ -19,9 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchslim.core.device import resolve_device
+from torchslim.data.access import example_split, first_inputs
 from torchslim.errors import UserError
 from torchslim.recipes.schema import Recipe
 from torchslim.report.schema import RunReport
+from torchslim.train.evaluate import model_device
 
 
 def _load_data(recipe: Recipe) -> Any:
@@ -29,8 +32,9 @@ def _load_data(recipe: Recipe) -> Any:
         return None
     from torchslim.data import load_data
 
+    workers = {"num_workers": recipe.data.num_workers} if recipe.data.num_workers else {}
     return load_data(recipe.data.name, image_size=recipe.data.image_size, channels=recipe.data.channels,
-                     seed=recipe.seed)
+                     seed=recipe.seed, **workers)
 
 
 def _build_model(recipe: Recipe, data: Any) -> nn.Module:
@@ -91,7 +95,7 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
         from torchslim.profiler.analyze import run_checked
 
         with torch.no_grad():  # a model/data shape mismatch fails here in one line, not mid-training
-            logits = run_checked(model.eval(), (data.test.tensors[0][:1],))
+            logits = run_checked(model.eval(), (first_inputs(example_split(data), 1),))
         if isinstance(logits, torch.Tensor) and logits.shape[-1] != data.num_classes:
             raise UserError(f"{recipe.source}: model: it has {logits.shape[-1]} outputs but data "
                             f"'{recipe.data.name}' has {data.num_classes} classes")
@@ -106,8 +110,10 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
     # Per-epoch training state: an interrupted run resumes from the last finished epoch.
     partial = cache.with_name(cache.name + ".partial.pt")
     partial.parent.mkdir(parents=True, exist_ok=True)
-    fit(model, data.train, val_data=data.val, seed=recipe.seed, progress=progress, checkpoint_path=partial,
-        **recipe.train.fit_kwargs())
+    built_on = model_device(model)
+    fit(model.to(resolve_device(recipe.device or built_on)), data.train, val_data=data.val, seed=recipe.seed,
+        progress=progress, checkpoint_path=partial, **recipe.train.fit_kwargs())
+    model.to(built_on)
     save(model, cache)
     partial.unlink(missing_ok=True)
     return model.eval()
@@ -131,7 +137,7 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
     data = _load_data(recipe)
     model = trained_model(recipe, data, out, progress)
     if data is not None:
-        example = (data.test.tensors[0][:1],)
+        example = (first_inputs(example_split(data), 1),)
     elif recipe.model.input_shape is not None:
         example = (torch.randn(1, *recipe.model.input_shape, generator=torch.Generator().manual_seed(recipe.seed)),)
     else:
@@ -147,7 +153,7 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
     result = run_steps(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
                        measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
                        checkpoint_dir=out / "checkpoints" / "steps",
-                       run_key=json.dumps(asdict(recipe.eval)))
+                       run_key=json.dumps(asdict(recipe.eval)), device=recipe.device)
     result.report.model["recipe"] = recipe.source
     if recipe.model.builder:
         result.report.model["builder"] = {"path": recipe.model.builder, "kwargs": builder_kwargs(recipe, data)}

@@ -9,6 +9,7 @@ steps:
 eval: {split: test}            # accuracy before/after every step (needs data)
 measure: {runtimes: [eager, onnxruntime], batch_sizes: [1], threads: 2}
 seed: 0
+device: cpu                    # cpu | cuda | cuda:N | auto: where training, calibration and eval run
 ```
 Every problem is one line naming the file, the section or step, and the field.
 """
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from torchslim.core.config import TechniqueConfig, from_mapping
+from torchslim.core.device import resolve_device
 from torchslim.pipeline import check_training_data
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig
@@ -66,12 +68,15 @@ class DataSection:
     name: str = ""
     image_size: int | None = None
     channels: int | None = None
+    num_workers: int = 0  # folder: data only: DataLoader worker processes decoding images
 
     def __post_init__(self) -> None:
         for key in ("image_size", "channels"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"field '{key}' must be >= 1, got {value}")
+        if self.num_workers < 0:
+            raise ValueError(f"field 'num_workers' must be >= 0, got {self.num_workers}")
 
 
 # The recipe's ``train:`` section trains the starting model from scratch: higher lr, more epochs
@@ -106,9 +111,10 @@ class Recipe:
     eval: EvalSection = field(default_factory=EvalSection)
     seed: int = 0
     source: str = "<recipe>"
+    device: str | None = None
 
 
-_SECTIONS = ("model", "data", "train", "steps", "eval", "measure", "seed")
+_SECTIONS = ("model", "data", "train", "steps", "eval", "measure", "seed", "device")
 
 
 def _shorthand(value: Any) -> Any:
@@ -167,7 +173,13 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{source}: field 'seed' must be an integer, got {seed!r}")
-    return Recipe(model, steps, data, train, measure, evaluation, seed, source)
+    device = raw.get("device")
+    if device is not None:
+        try:
+            resolve_device(device)
+        except UserError as exc:
+            raise UserError(f"{source}: field 'device': {exc}") from None
+    return Recipe(model, steps, data, train, measure, evaluation, seed, source, device)
 
 
 def _relative_paths(model: ModelSection, base: Path) -> ModelSection:
@@ -215,6 +227,9 @@ def _check_data(data: DataSection, source: str) -> None:
     from torchslim.data import list_datasets
 
     name = data.name.removeprefix("data:")
+    if data.num_workers and not name.startswith("folder:"):
+        raise UserError(f"{source}: data: field 'num_workers' applies to folder: data only (images decoded "
+                        "per batch); the other sources are in memory")
     if name.startswith(("npz:", "folder:")):
         if not Path(name.split(":", 1)[1]).exists():
             raise UserError(f"{source}: data: '{name.split(':', 1)[1]}' does not exist")

@@ -30,7 +30,7 @@ Runs unchanged under ``torchrun --nproc_per_node=N`` (DistributedDataParallel, g
 from torchslim.train.config import TrainConfig
 from torchslim.train.context import LossFn, StepContext, StepHook, TrainHistory
 from torchslim.train.evaluate import evaluate
-from torchslim.train.loop import fit
+from torchslim.train.loop import fit, steps_per_epoch
 from torchslim.train.losses import cross_entropy
 
 __all__ = [
@@ -42,4 +42,5 @@ __all__ = [
     "cross_entropy",
     "evaluate",
     "fit",
+    "steps_per_epoch",
 ]

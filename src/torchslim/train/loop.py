@@ -74,6 +74,26 @@ SINGLE_BATCH_NOTE = ("fit: skipping a training batch of 1 example (BatchNorm can
                      "example in training mode); each epoch trains on the rest")
 
 
+def optimizer_steps_per_epoch(model: nn.Module, train_data: Any, batch_size: int) -> int | None:
+    """How many optimizer steps ``fit`` takes per epoch on one process (None: length unknown):
+    techniques mirroring fit's schedule (AGP events, proximal steps) count with this."""
+    if is_streamed(train_data):
+        return num_batches(train_data, batch_size)
+    n = len(train_data)
+    if _has_batchnorm(model) and n > 1 and n % batch_size == 1:
+        n -= 1
+    return -(-n // batch_size)
+
+
+def steps_per_epoch(model: nn.Module, train_data: Any, batch_size: int, step: str) -> int:
+    """:func:`optimizer_steps_per_epoch`, or a UserError naming ``step`` when the length is unknown."""
+    steps = optimizer_steps_per_epoch(model, train_data, batch_size)
+    if steps is None:
+        raise UserError(f"{step}: its schedule needs a training split of known length (a map-style Dataset, "
+                        "or a DataLoader with len)")
+    return steps
+
+
 def _epoch_order(sampler: DistributedSampler, batch_size: int, drop_single: bool) -> list[int]:
     """This epoch's example indices; a last batch of exactly one is dropped when ``drop_single``."""
     order = list(sampler)
@@ -148,15 +168,13 @@ def fit(
     sampler = None if streamed else DistributedSampler(
         train_data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
     )
-    if sampler is not None:
-        steps_per_epoch: int | None = -(-len(_epoch_order(sampler, batch_size, drop_single)) // batch_size)
-    else:
-        steps_per_epoch = num_batches(train_data, batch_size)
+    epoch_steps = -(-len(_epoch_order(sampler, batch_size, drop_single)) // batch_size) if sampler is not None \
+        else num_batches(train_data, batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
     # Unknown epoch length (an iterable without len): the schedule advances once per epoch.
-    per_step = steps_per_epoch is not None
-    sched = make_schedule(opt, schedule, total_steps=epochs * steps_per_epoch if per_step else epochs)
+    per_step = epoch_steps is not None
+    sched = make_schedule(opt, schedule, total_steps=epochs * epoch_steps if per_step else epochs)
     compute_loss = loss_fn if loss_fn is not None else cross_entropy(label_smoothing)
     said_single = False
 
@@ -171,13 +189,13 @@ def fit(
     show = progress and rank == 0 and sys.stderr.isatty()
     modes = [(m, m.training) for m in model.modules()]
 
-    step = start_epoch * steps_per_epoch
+    step = start_epoch * (epoch_steps or 0)  # unknown length: steps count from the resumed epoch
     try:
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             model.train()
             loss_sum, seen = 0.0, 0
-            bar = _progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", show)
+            bar = _progress_bar(epoch_steps, f"epoch {epoch + 1}/{epochs}", show)
             if sampler is not None:
                 sampler.set_epoch(epoch)
                 epoch_batches = batches(train_data, batch_size, device=device,

@@ -66,3 +66,44 @@ def test_errors_name_the_folder_or_file(tmp_path):
         from_image_folder(tmp_path / "pets", 8)
     with pytest.raises(UserError, match="image_size"):
         from_image_folder(tmp_path / "pets", 0)
+
+
+def test_folder_splits_stream_from_disk_and_match_in_memory_standardisation(tmp_path):
+    """Items are decoded on access (deleting a file after loading breaks only that item), and the
+    statistics equal those of all training images when the sample covers them."""
+    import torch
+
+    from torchslim.data.access import first_samples
+    from torchslim.data.transforms import channel_stats
+
+    _make_folder(tmp_path / "pets", mode="RGB")
+    s = from_image_folder(tmp_path / "pets", 5, seed=3)
+    assert not hasattr(s.train, "tensors") and len(s.train) == 14
+    x, y = first_samples(s.train, 14)
+    assert x.dtype == torch.float32 and x.shape == (14, 3, 5, 5) and y.dtype == torch.int64
+    raw = x.double() * torch.tensor(s.std).view(1, -1, 1, 1) + torch.tensor(s.mean).view(1, -1, 1, 1)
+    mean, std = channel_stats(raw)
+    assert torch.allclose(mean, torch.tensor(s.mean, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(std, torch.tensor(s.std, dtype=torch.float64), atol=1e-6)
+    assert s.preprocessing == {"pixel_scale": 1 / 255, "mean": list(s.mean), "std": list(s.std),
+                               "layout": "NCHW", "channels": 3, "image_size": [5, 5]}
+    sampled = from_image_folder(tmp_path / "pets", 5, seed=3, stats_samples=4)
+    assert sampled.mean != s.mean  # measured on 4 of the 14 training images only
+    assert from_image_folder(tmp_path / "pets", 5, seed=3, stats_samples=4).mean == sampled.mean  # seeded
+    victim = s.train.items[0][0]
+    victim.unlink()
+    with pytest.raises(UserError, match=f"unreadable image {victim}"):
+        s.train[0]
+    s.train[1]  # the others still decode
+
+
+def test_mixed_channel_counts_name_the_odd_file(tmp_path):
+    _make_folder(tmp_path / "pets", per_class=4)  # grey
+    odd = tmp_path / "pets" / "dog" / "colour.png"
+    Image.fromarray(np.zeros((5, 5, 3), dtype=np.uint8), mode="RGB").save(odd)
+    with pytest.raises(UserError, match=f"mixes channel counts: {odd} is colour \\(1 colour image\\(s\\), 8 grey\\); "
+                                        "set channels: 1 or 3") as info:
+        from_image_folder(tmp_path / "pets", 5)
+    assert "\n" not in str(info.value)
+    assert from_image_folder(tmp_path / "pets", 5, channels=3).input_shape == (3, 5, 5)
+    assert from_image_folder(tmp_path / "pets", 5, channels=1).input_shape == (1, 5, 5)

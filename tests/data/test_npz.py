@@ -93,3 +93,24 @@ def test_bad_files(tmp_path):
     np.save(single, np.zeros(3))
     with pytest.raises(UserError, match="single.npy: not an .npz archive"):
         from_npz(single)
+
+
+def test_truncated_zip_and_float32_overflow_are_one_line(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((10, 1, 4, 4)), y=np.arange(10) % 2)
+    for name, payload in (("half.npz", buf.getvalue()[: len(buf.getvalue()) // 2]),
+                          ("header.npz", b"PK\x03\x04" + b"\x00" * 40)):
+        (tmp_path / name).write_bytes(payload)
+        with pytest.raises(UserError, match=f"{name}: not an .npz archive") as info:
+            from_npz(tmp_path / name)
+        assert "\n" not in str(info.value)
+    x = np.ones((10, 1, 4, 4))
+    x[3, 0, 1, 1] = 1e300  # finite in float64, inf in float32
+    np.savez(tmp_path / "big.npz", x=x, y=np.arange(10) % 2)
+    with pytest.raises(UserError, match=r"big.npz: x holds values up to 1e\+300, beyond float32's range"):
+        from_npz(tmp_path / "big.npz")
+    x[3, 0, 1, 1] = 3e38  # the largest float32 is 3.4e38: still fine
+    np.savez(tmp_path / "edge.npz", x=x, y=np.arange(10) % 2)
+    assert np.isfinite(from_npz(tmp_path / "edge.npz").train.tensors[0].numpy()).all()

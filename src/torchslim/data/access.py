@@ -138,17 +138,23 @@ def first_inputs(split: Any, n: int, *, device: torch.device | str | None = None
 
 def calibration_batches(split: Any, num_samples_: int, batch_size: int,
                         device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
-    """Inputs of the first ``num_samples_`` examples, in batches of at most ``batch_size``."""
-    taken = 0
+    """Inputs of the first ``num_samples_`` examples in batches of ``batch_size`` (the last may
+    be smaller), whatever batch size the split itself comes in."""
+    pending: list[torch.Tensor] = []
+    left = num_samples_
+    held = 0
     for inputs, _ in batches(split, batch_size, device=device):
-        for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start:start + min(batch_size, num_samples_ - taken)]
-            if len(chunk) == 0:
-                return
-            taken += len(chunk)
-            yield chunk
-        if taken >= num_samples_:
-            return
+        pending.append(inputs[:left])
+        held += len(pending[-1])
+        left -= len(pending[-1])
+        while held >= batch_size:
+            joined = torch.cat(pending)
+            yield joined[:batch_size]
+            pending, held = [joined[batch_size:]], held - batch_size
+        if left <= 0:
+            break
+    if held:
+        yield torch.cat(pending)
 
 
 def as_splits(data: Any, where: str = "data") -> Any:
@@ -156,8 +162,8 @@ def as_splits(data: Any, where: str = "data") -> Any:
     of Datasets / DataLoaders (``train`` required, the others optional)."""
     from torchslim.data.splits import DataSplits
 
-    if data is None or isinstance(data, DataSplits):
-        return data
+    if data is None or isinstance(data, DataSplits) or (hasattr(data, "train") and not isinstance(data, Mapping)):
+        return data  # a DataSplits, or any object with DataSplits' attributes
     if not isinstance(data, Mapping):
         raise UserError(f"{where}: expected a DataSplits or a mapping {{'train': ..., 'val': ..., 'test': ...}} "
                         f"of Datasets or DataLoaders, got {type(data).__name__}")

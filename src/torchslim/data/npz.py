@@ -49,6 +49,11 @@ def _check_x(x: np.ndarray, path: Path) -> np.ndarray:
         raise UserError(f"{path}: x holds no examples")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise UserError(f"{path}: x contains NaN or infinite values")
+    if np.issubdtype(x.dtype, np.floating) and np.finfo(x.dtype).max > np.finfo(np.float32).max:
+        biggest, limit = float(np.abs(x).max()), float(np.finfo(np.float32).max)
+        if biggest > limit:  # finite in float64, infinite once made float32
+            raise UserError(f"{path}: x holds values up to {biggest:.3g}, beyond float32's range "
+                            f"({limit:.3g}); rescale the data before saving it")
     return x
 
 
@@ -85,7 +90,7 @@ def from_npz(
         raise UserError(f"npz file not found: {path}")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, EOFError, ValueError) as exc:  # ValueError: not a numpy file at all
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: not a numpy file at all
         raise UserError(f"{path}: not an .npz archive ({exc})") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UserError(f"{path}: not an .npz archive (a single .npy array; use numpy.savez)")

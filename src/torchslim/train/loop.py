@@ -176,7 +176,9 @@ def fit(
     per_step = epoch_steps is not None
     sched = make_schedule(opt, schedule, total_steps=epochs * epoch_steps if per_step else epochs)
     compute_loss = loss_fn if loss_fn is not None else cross_entropy(label_smoothing)
-    said_single = False
+    said_single = sampler is not None and drop_single and len(sampler) > 1 and len(sampler) % batch_size == 1
+    if said_single:
+        warnings.warn(SINGLE_BATCH_NOTE, stacklevel=2)
 
     history = TrainHistory()
     start_epoch = 0

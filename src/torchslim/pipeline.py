@@ -185,6 +185,9 @@ def run_steps(
         from torchslim.train import evaluate
 
         eval_fn = lambda m: evaluate(m, eval_split(data))  # noqa: E731
+    if eval_fn is not None:
+        user_eval = eval_fn
+        eval_fn = lambda m: user_eval(m.to(run_device))  # noqa: E731  (a step's new layers start on the CPU)
     numerics_batch = inputs if data is None else (first_inputs(example_split(data), 32, device=run_device),)
 
     work = copy.deepcopy(model).to(run_device).eval()
@@ -225,7 +228,7 @@ def run_steps(
             raise UserError(f"step {index + 1} ({config.name}): {exc}") from None
         seconds = time.perf_counter() - start
         ctx.invalidate()  # the step may have rewritten the model: no handler relies on a stale capture
-        work = result.model.eval()
+        work = result.model.to(run_device).eval()
         max_abs, sqnr = output_error(reference, run_eval(work, numerics_batch))
         after = snapshot(work, inputs, f"after {config.name}", measure, eval_fn)
         after.file_bytes = result.details.get("file_bytes")  # only the step that wrote the file

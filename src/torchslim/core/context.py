@@ -44,6 +44,8 @@ class Context:
     ``data``: a :class:`torchslim.data.DataSplits` or None, for techniques that train or calibrate.
     ``eval_fn``: model -> accuracy in [0, 1], or None.
     ``teacher``: the model before compression (for distillation), or None.
+    ``device``: where training and evaluation run (``compress(device=...)``); None: wherever the
+    model already is. Modules a technique creates are moved there before they are trained.
     ``out_dir``: the run's output directory (for artefacts such as compressed files), or None.
     ``results``: the :class:`HandlerResult` of every technique applied through its public
     function (``prune_channels_(model, config, ctx)``), in order.
@@ -54,7 +56,7 @@ class Context:
     eval_fn: Callable[[nn.Module], float] | None = None
     teacher: nn.Module | None = None
     seed: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device | None = None
     progress: bool = True
     out_dir: Path | None = None
     results: list[Any] = field(default_factory=list)

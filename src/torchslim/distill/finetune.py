@@ -39,6 +39,8 @@ def finetune_(model: nn.Module, config: TrainConfig | None, ctx: Context, *, aft
         return {}
     if ctx.data is None:
         raise UserError("finetune: needs training data (add a 'data' section to the recipe, or data= to compress)")
+    if ctx.device is not None:  # layers a technique just created (int8, factorised, hashed) start on the CPU
+        (trained or model).to(ctx.device)
     teacher = ctx.teacher if config.distill != "none" else None
     if config.distill != "none" and teacher is None:
         raise UserError(f"finetune: distill={config.distill} needs the original model as teacher (ctx.teacher is None)")

@@ -79,10 +79,7 @@ def optimizer_steps_per_epoch(model: nn.Module, train_data: Any, batch_size: int
     techniques mirroring fit's schedule (AGP events, proximal steps) count with this."""
     if is_streamed(train_data):
         return num_batches(train_data, batch_size)
-    n = len(train_data)
-    if _has_batchnorm(model) and n > 1 and n % batch_size == 1:
-        n -= 1
-    return -(-n // batch_size)
+    return -(-_kept(len(train_data), batch_size, _has_batchnorm(model)) // batch_size)
 
 
 def steps_per_epoch(model: nn.Module, train_data: Any, batch_size: int, step: str) -> int:
@@ -94,12 +91,15 @@ def steps_per_epoch(model: nn.Module, train_data: Any, batch_size: int, step: st
     return steps
 
 
+def _kept(n: int, batch_size: int, drop_single: bool) -> int:
+    """Examples trained per epoch out of ``n``: a last batch of exactly one is dropped when ``drop_single``."""
+    return n - 1 if drop_single and n > 1 and n % batch_size == 1 else n
+
+
 def _epoch_order(sampler: DistributedSampler, batch_size: int, drop_single: bool) -> list[int]:
-    """This epoch's example indices; a last batch of exactly one is dropped when ``drop_single``."""
+    """This epoch's example indices, without a dropped single last example."""
     order = list(sampler)
-    if drop_single and len(order) > 1 and len(order) % batch_size == 1:
-        order = order[:-1]
-    return order
+    return order[:_kept(len(order), batch_size, drop_single)]
 
 
 def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
@@ -132,9 +132,9 @@ def fit(
 
     ``train_data`` / ``val_data``: any split :mod:`torchslim.data.access` reads. A map-style
     Dataset (TensorDataset or the user's own, with its transforms) is shuffled per epoch by a
-    seeded sampler at ``batch_size``; a DataLoader or an IterableDataset is used as given (its
-    own order, batch size, workers and collate; ``batch_size`` and the shuffling seed do not
-    apply). A model with BatchNorm skips a training batch of one example (and warns once).
+    seeded sampler at ``batch_size``; an IterableDataset comes in its own order at ``batch_size``;
+    a DataLoader is used as given (its order, batch size, workers and collate; ``batch_size``
+    and the shuffling seed do not apply). A model with BatchNorm skips a training batch of one example (and warns once).
     The default loss checks labels: float labels, or a label outside the model's K outputs,
     are a one-line UserError; a non-finite loss stops training with one too.
 
@@ -168,7 +168,7 @@ def fit(
     sampler = None if streamed else DistributedSampler(
         train_data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
     )
-    epoch_steps = -(-len(_epoch_order(sampler, batch_size, drop_single)) // batch_size) if sampler is not None \
+    epoch_steps = -(-_kept(len(sampler), batch_size, drop_single) // batch_size) if sampler is not None \
         else num_batches(train_data, batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -176,7 +176,7 @@ def fit(
     per_step = epoch_steps is not None
     sched = make_schedule(opt, schedule, total_steps=epochs * epoch_steps if per_step else epochs)
     compute_loss = loss_fn if loss_fn is not None else cross_entropy(label_smoothing)
-    said_single = sampler is not None and drop_single and len(sampler) > 1 and len(sampler) % batch_size == 1
+    said_single = sampler is not None and _kept(len(sampler), batch_size, drop_single) < len(sampler)
     if said_single:
         warnings.warn(SINGLE_BATCH_NOTE, stacklevel=2)
 

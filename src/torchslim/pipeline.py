@@ -110,7 +110,23 @@ def compress(
     run_key: str = "",
     device: str | torch.device | None = None,
 ) -> CompressResult:
-    """Copy ``model`` once, apply ``steps`` in order, and report every step (see :func:`run_steps`).
+    """Copy ``model`` once, apply ``steps`` in order, and report every step.
+
+    ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to the first test image
+    of ``data``, else a random input of the zoo model's shape. ``data``: a DataSplits, or a mapping
+    ``{"train": ..., "val": ..., "test": ...}`` of torch Datasets or DataLoaders (val and test optional),
+    used by training/calibrating techniques and, when ``eval_fn`` is None, for top-1 accuracy on
+    the test split (no test split and no ``eval_fn``: no accuracy is reported).
+
+    ``device``: cpu | cuda | cuda:N | auto, where every step trains, distils, calibrates and
+    evaluates (default: the model's own device); the returned model is on the device ``model``
+    was given on. ``eval_fn`` receives the model on ``device``.
+
+    ``checkpoint_dir``: after each step the model and its step report are saved there, keyed by
+    a digest of the starting model (architecture and weights), the data, the measurement
+    settings, the seed, the torchslim version, ``run_key`` (anything else that changes the
+    result, e.g. how accuracy is evaluated) and the configs so far; a later call with the same
+    key resumes after the last saved step instead of redoing it.
 
     ``out_dir``: checked writable and locked against a concurrent run before any work (see
     :mod:`torchslim.core.outdir`); steps that write files (``codec.encode``, ``quant.ptq``) write
@@ -149,24 +165,7 @@ def run_steps(
     device: str | torch.device | None = None,
 ) -> CompressResult:
     """:func:`compress` without its output-folder handling: the caller owns ``out_dir`` (locked,
-    reports written by the caller, as ``torchslim run`` does).
-
-    ``example_inputs``: tensor or tuple (batch 1 recommended); defaults to the first test image
-    of ``data``, else a random input of the zoo model's shape. ``data``: a DataSplits, or a mapping
-    ``{"train": ..., "val": ..., "test": ...}`` of torch Datasets or DataLoaders (val and test optional),
-    used by training/calibrating techniques and, when ``eval_fn`` is None, for top-1 accuracy on
-    the test split (no test split and no ``eval_fn``: no accuracy is reported).
-
-    ``device``: cpu | cuda | cuda:N | auto, where every step trains, distils, calibrates and
-    evaluates (default: the model's own device); the returned model is on the device ``model``
-    was given on. ``eval_fn`` receives the model on ``device``.
-
-    ``checkpoint_dir``: after each step the model and its step report are saved there, keyed by
-    a digest of the starting model (architecture and weights), the data, the measurement
-    settings, the seed, the torchslim version, ``run_key`` (anything else that changes the
-    result, e.g. how accuracy is evaluated) and the configs so far; a later call with the same
-    key resumes after the last saved step instead of redoing it.
-    """
+    reports written by the caller, as ``torchslim run`` does)."""
     from tqdm.auto import tqdm
 
     configs = resolve_steps(steps, data is not None)

@@ -4,6 +4,7 @@ built-in names never shadowed by the current directory, and the --out lock."""
 import json
 import os
 import socket
+import subprocess
 import sys
 
 import pytest
@@ -20,6 +21,12 @@ def _run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def _one_line_error(code, err, message):
@@ -106,9 +113,11 @@ def test_run_into_a_folder_in_use_refuses_in_one_line_and_writes_nothing(tmp_pat
     _one_line_error(*_run(capsys, "run", str(recipe), "--out", str(out))[::2],
                     f"{out}: another run is writing here (pid {os.getppid()} on host {socket.gethostname()}")
     assert [p.name for p in out.iterdir()] == [LOCK_FILE]
-    (out / LOCK_FILE).unlink()
+    holder["pid"] = _dead_pid()  # the holder was killed: its lock is taken over, with a warning
+    (out / LOCK_FILE).write_text(json.dumps(holder))
     code, _, err = _run(capsys, "run", str(recipe), "--out", str(out))
     assert code == 0, err
+    assert f"torchslim: warning: {out}: taking over the lock of a run that is no longer running (pid " in err
     assert (out / "report.json").is_file() and not (out / LOCK_FILE).exists()
 
 

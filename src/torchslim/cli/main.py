@@ -10,10 +10,17 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from torchslim.errors import UserError
+
+
+def _print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   file: object = None, line: str | None = None) -> None:
+    """A warning printed as ``torchslim: warning: ...``, like errors (no source location and line)."""
+    print(f"torchslim: warning: {message}", file=sys.stderr)
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -209,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `python -m` (a console script's sys.path starts at its own bin/ folder instead).
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    warnings.showwarning = _print_warning  # this process is the command
     try:
         return args.func(args)
     except UserError as exc:

@@ -70,6 +70,19 @@ def test_profile_a_saved_model_and_its_tsc_file_count_like_the_zoo_model(tmp_pat
                     "notes.txt: not a saved model directory or a compressed .tsc file")
 
 
+def test_profile_a_saved_user_model_needs_the_opt_in(tmp_path, capsys):
+    from tests.byom_pkg.models import Scaled
+    from torchslim.serialize import save
+
+    save(Scaled(), tmp_path / "m")
+    _one_line_error(*_run(capsys, "profile", str(tmp_path / "m"), "--input-shape", "1,1,8,8")[::2],
+                    "tests.byom_pkg.models:Scaled); importing them runs that code")
+    code, out, err = _run(capsys, "profile", str(tmp_path / "m"), "--input-shape", "1,1,8,8", "--trust-code", "--json")
+    assert code == 0 and json.loads(out)["params"] == 64 * 10 + 10, err
+    assert f"on the command line: torchslim profile {tmp_path / 'm'} --trust-code" in _run(
+        capsys, "profile", str(tmp_path / "m"))[2]
+
+
 def test_zoo_names_and_builtin_recipes_are_not_shadowed_by_the_current_directory(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lenet300").mkdir()  # e.g. a folder a user named after the model

@@ -57,7 +57,12 @@ def _model_from_arg(args: argparse.Namespace):  # noqa: ANN202 - (nn.Module, sha
     elif path.is_dir():
         from torchslim.serialize import load, read_spec
 
-        model = load(path, trust_code=args.trust_code)
+        try:
+            model = load(path, trust_code=args.trust_code)
+        except UserError as exc:
+            if args.trust_code or "trust_code" not in str(exc):
+                raise
+            raise UserError(f"{exc}; on the command line: torchslim profile {text} --trust-code") from None
         shape = read_spec(path)["metadata"].get("input_shape")
         return model, shape or _origin_shape(model)
     elif path.is_file():

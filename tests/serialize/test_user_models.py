@@ -10,7 +10,7 @@ from torchslim.prune import PruneChannelsConfig, prune_channels_
 from torchslim.serialize import load, read_spec, save
 from torchslim.zoo import create_model
 from tests.serialize.helpers import assert_same, edit_spec, module_entry
-from tests.serialize.user_models import Net, Residual, ScaledConv, WithConfig, WithNonPersistent, WithPrivate
+from tests.serialize.user_models import Net, OptionalBias, Residual, ScaledConv, WithConfig, WithNonPersistent, WithPrivate
 
 USER = "tests.serialize.user_models"
 
@@ -67,6 +67,17 @@ def test_zoo_model_with_a_user_block_keeps_its_origin(tmp_path):
     loaded = load(tmp_path / "m", trust_code=True)
     assert loaded._torchslim_origin == model._torchslim_origin and type(loaded.features[1]) is Residual
     assert_same(model, loaded, torch.randn(2, 1, 28, 28))
+
+
+def test_empty_parameter_buffer_and_module_slots_come_back_empty(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(OptionalBias(3), OptionalBias(3, bias=True)).eval()
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m", trust_code=True)
+    assert loaded[0].bias is None and loaded[0].shift is None and loaded[0].post is None and loaded[0].extra is None
+    assert "bias" in loaded[0]._parameters and "shift" in loaded[0]._buffers and "post" in loaded[0]._modules
+    assert isinstance(loaded[1].bias, nn.Parameter)
+    assert_same(model, loaded, torch.randn(2, 3))
 
 
 def _local_class():

@@ -20,15 +20,13 @@ def lenet(tmp_path):
     return model, tmp_path / "m"
 
 
-def _flip_bit(path, offset_from_end):
-    data = bytearray(path.read_bytes())
-    data[-offset_from_end] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-def test_one_flipped_weight_bit_is_refused(lenet):
-    model, folder = lenet
-    _flip_bit(folder / "model.safetensors", 3)  # inside the last tensor's data
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0])  # the safetensors header, a middle tensor, the last one
+def test_one_flipped_weight_bit_is_refused(lenet, where):
+    _, folder = lenet
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[min(int(where * len(data)), len(data) - 1)] ^= 0x01
+    weights.write_bytes(bytes(data))
     with pytest.raises(UserError, match="model.safetensors: bytes do not match the sha256 digest in spec.json"):
         load(folder)
 

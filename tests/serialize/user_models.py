@@ -45,6 +45,24 @@ class Net(nn.Module):
         return self.heads[self.use](x)
 
 
+class OptionalBias(nn.Module):
+    """Empty slots, as custom layers leave them: ``register_parameter("bias", None)``."""
+
+    def __init__(self, features: int, bias: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(features))
+        self.register_parameter("bias", nn.Parameter(torch.zeros(features)) if bias else None)
+        self.register_buffer("shift", None)
+        self.register_module("post", None)
+        self.extra = None  # a plain attribute
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.weight
+        for optional in (self.bias, self.shift):
+            x = x if optional is None else x + optional
+        return x if self.post is None else self.post(x)
+
+
 class ScaledConv(nn.Conv2d):
     """A subclass of an allowed torch layer with its own forward."""
 

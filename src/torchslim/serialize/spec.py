@@ -38,6 +38,8 @@ from torchslim.serialize.classes import allow_module, allowed, class_key, resolv
 
 __all__ = ["allow_module", "apply_tree", "class_key", "describe", "module_attrs", "tensor_kinds"]
 
+_SLOTS = ("parameters", "buffers", "modules")
+
 # state-dict name -> (shape, dtype, kind): "parameter", "frozen" (requires_grad=False), "buffer", None (schema 1)
 Tensors = dict[str, tuple[list[int], torch.dtype, str | None]]
 
@@ -51,12 +53,17 @@ def tensor_kinds(model: nn.Module) -> dict[str, str]:
 
 def describe(model: nn.Module) -> list[dict[str, Any]]:
     """One entry per module, parents before children: name, class, attrs (and, for classes
-    rebuilt without their constructor, which attrs are tuples)."""
+    rebuilt without their constructor, which attrs are tuples and which parameter, buffer or
+    submodule slots hold None, as ``register_parameter("bias", None)`` leaves)."""
     entries = []
     for name, m in model.named_modules():
         entry = {"name": name, "class": class_key(type(m)), "attrs": module_attrs(m)}
-        if not allowed(type(m)) and tuple_attrs(m):
-            entry["tuples"] = tuple_attrs(m)
+        if not allowed(type(m)):
+            if tuple_attrs(m):
+                entry["tuples"] = tuple_attrs(m)
+            empty = {slot: sorted(k for k, v in getattr(m, f"_{slot}").items() if v is None) for slot in _SLOTS}
+            if any(empty.values()):
+                entry["none"] = {slot: names for slot, names in empty.items() if names}
         entries.append(entry)
     return entries
 
@@ -103,9 +110,18 @@ def _entries(entries: Any) -> list[dict[str, Any]]:
                 and isinstance(entry.get("tuples", []), list)):
             raise UserError(f"module entry {str(entry)[:80]!r} needs a name, a class and attrs")
         parts = entry["name"].split(".") if entry["name"] else []
-        if any(not (p.isidentifier() or p.isdigit()) or (p.startswith("__") and p.endswith("__")) for p in parts):
+        if not all(_attribute_name(p) for p in parts):
             raise UserError(f"module name {entry['name']!r} is not a dotted path of attribute names")
+        none = entry.get("none", {})
+        if not (isinstance(none, dict) and set(none) <= set(_SLOTS)
+                and all(isinstance(v, list) and all(_attribute_name(n) for n in v) for v in none.values())):
+            raise UserError(f"module '{entry['name']}': field 'none' is not a mapping of {'/'.join(_SLOTS)} to names")
     return entries
+
+
+def _attribute_name(part: Any) -> bool:
+    return isinstance(part, str) and (part.isidentifier() or part.isdigit()) and not (
+        part.startswith("__") and part.endswith("__"))
 
 
 def apply_tree(model: nn.Module | None, entries: list[dict[str, Any]], tensors: dict[str, tuple[Any, ...]], *,
@@ -166,6 +182,11 @@ def _set_attrs(entry: dict[str, Any], module: nn.Module, taken: set[str]) -> Non
         check_known(name, module, attrs)
     else:
         check_free(name, type(module), attrs, taken)
+    for slot, names in entry.get("none", {}).items():
+        for key in names:
+            if key in taken or key in attrs or hasattr(type(module), key):
+                raise UserError(f"module '{name}': empty {slot[:-1]} slot '{key}' collides with another name")
+            getattr(module, f"_{slot}").setdefault(key, None)
     as_tuple = set(entry.get("tuples", []))
     for key, value in attrs.items():
         old = getattr(module, key, None)

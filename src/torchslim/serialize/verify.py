@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchslim.serialize.attrs import module_attrs
 from torchslim.serialize.spec import describe, tensor_kinds
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -94,16 +93,18 @@ def _module_difference(a: nn.Module, b: nn.Module) -> str | None:
             return f"private attribute '{key}' is not saved (only public plain attributes are)"
         return (f"attribute '{key}' ({type(value).__name__}) is not saved: only ints, floats, bools, strings, "
                 "None and lists/tuples of them are")
-    if key_set(a, "buffers") != key_set(b, "buffers"):
-        lost = sorted(key_set(a, "buffers") - key_set(b, "buffers"))
-        return f"buffer '{lost[0] if lost else '?'}' is not saved (non-persistent buffers are not)"
-    if module_attrs(a) != module_attrs(b):
-        return "attributes do not load back the same"
+    lost = sorted(_own_buffers(a) - _own_buffers(b))
+    if lost:
+        return f"buffer '{lost[0]}' is not saved (non-persistent buffers are not)"
+    for slot in ("parameters", "buffers", "modules"):
+        lost = sorted(set(getattr(a, f"_{slot}")) - set(getattr(b, f"_{slot}")))
+        if lost:
+            return f"{slot[:-1]} slot '{lost[0]}' does not load back"
     return None
 
 
-def key_set(module: nn.Module, what: str) -> set[str]:
-    return {n for n, _ in getattr(module, f"named_{what}")(recurse=False)}
+def _own_buffers(module: nn.Module) -> set[str]:
+    return {n for n, _ in module.named_buffers(recurse=False)}
 
 
 def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -4,6 +4,8 @@ recipe whose image folder is streamed from disk; and a non-classification metric
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +14,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import torchslim
+from torchslim.core import Context
 from torchslim.data import load_dataset
 from torchslim.profiler.snapshot import MeasureConfig
-from torchslim.train import evaluate
+from torchslim.quant import PTQConfig, ptq_
+from torchslim.train import evaluate, fit
 from torchslim.zoo import create_model
 
 QUIET = MeasureConfig(runtimes=())
@@ -69,13 +73,16 @@ def test_compress_trains_calibrates_and_evaluates_through_a_users_dataloader():
     assert result.report.steps[0].after.accuracy > 0.6
     # evaluation went through the test DataLoader: the same number as on an in-memory copy
     assert result.report.steps[-1].after.accuracy == pytest.approx(evaluate(result.model, _materialised(test_ds)))
-    # calibration read the first 64 training examples through the loader: PTQ of the same trained
-    # float model on exactly those 64, in memory, gives the same int8 model bit for bit
-    float_model = torchslim.compress(start, steps[:1], data=data, measure=QUIET, progress=False).model
+    # training and calibration read the user's transformed examples through the loader: fit on an
+    # in-memory copy in the same (sequential) batches, then PTQ calibrated on the first 64 of them,
+    # gives the same int8 model bit for bit
+    float_model = copy.deepcopy(start)
+    fit(float_model, DataLoader(_materialised(train_ds), batch_size=32), epochs=2, lr=0.05, progress=False)
     first64 = TensorDataset(*[t[:64] for t in _materialised(train_ds).tensors])
-    ptq_only = torchslim.compress(float_model, steps[1:], data={"train": first64}, measure=QUIET, progress=False)
-    assert ptq_only.report.steps[0].details == result.report.steps[1].details
-    for (name, a), b in zip(result.model.state_dict().items(), ptq_only.model.state_dict().values(), strict=True):
+    ctx = Context(first64.tensors[0][:1], data={"train": first64})
+    ptq_(float_model.eval(), PTQConfig(num_samples=64, export_onnx=False), ctx)
+    assert ctx.results[-1].details == result.report.steps[1].details
+    for (name, a), b in zip(result.model.state_dict().items(), float_model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 

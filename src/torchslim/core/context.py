@@ -41,7 +41,8 @@ class Context:
     """What a technique may use besides the model and its config.
 
     ``example_inputs``: tuple of tensors for tracing and numerics (batch first).
-    ``data``: a :class:`torchslim.data.DataSplits` or None, for techniques that train or calibrate.
+    ``data``: a :class:`torchslim.data.DataSplits` (or a mapping ``{"train": ..., "val": ..., "test": ...}``
+    of Datasets / DataLoaders, made one) or None, for techniques that train or calibrate.
     ``eval_fn``: model -> accuracy in [0, 1], or None.
     ``teacher``: the model before compression (for distillation), or None.
     ``device``: where training and evaluation run (``compress(device=...)``); None: wherever the
@@ -63,7 +64,10 @@ class Context:
     _cache: dict[str, tuple[int, int, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        from torchslim.data.access import as_splits
+
         self.example_inputs = as_input_tuple(self.example_inputs)
+        self.data = as_splits(self.data, "Context: data")  # a mapping of splits, as compress takes it
 
     def _cached(self, kind: str, model: nn.Module, build: Callable[[], Any]) -> Any:
         key = (id(model), structure_fingerprint(model))

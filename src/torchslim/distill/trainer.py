@@ -10,12 +10,13 @@ its weights are never touched. ``method="none"`` is plain supervised training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
 
+from torchslim.data.access import as_splits
 from torchslim.distill.adversarial import AdversarialDistiller
 from torchslim.distill.common import WithHelpers, probe_batch, teacher_eval, teacher_logits
 from torchslim.distill.fitnets import default_layers, train_hints_
@@ -106,8 +107,9 @@ def distill_(
 ) -> nn.Module:
     """Train ``student`` in place from ``teacher`` and return it.
 
-    data: a ``DataSplits`` (trains on ``.train``, scores ``.val`` after each epoch) or a
-    map-style Dataset of (input, label) pairs (labels unused by l2 and adversarial).
+    data: a ``DataSplits`` or a mapping ``{"train": ..., "val": ...}`` (trains on train, scores val
+    after each epoch), or one Dataset / DataLoader of (input, label) pairs (labels unused by l2
+    and adversarial).
     method: none | kd | l2 | fitnets | adversarial. ``fields``: any :class:`TrainConfig`
     field (epochs, lr, temperature, alpha, hint_layer, ...); a wrong name or value raises
     UserError naming the field.
@@ -115,6 +117,8 @@ def distill_(
     from torchslim.core.config import from_mapping
 
     config = from_mapping(TrainConfig, {"distill": method, **fields}, where="distill_")
+    if isinstance(data, Mapping):  # {"train": ..., "val": ...} as compress takes it
+        data = as_splits(data, "distill_: data")
     train_data = data.train if hasattr(data, "train") else data
     if val_data is None and hasattr(data, "val"):
         val_data = data.val

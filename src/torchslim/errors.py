@@ -9,3 +9,11 @@ class UserError(Exception):
     The message is one line naming the bad thing; internal bugs raise anything else
     and keep their traceback.
     """
+
+
+class ConfigError(UserError, ValueError):
+    """A config field with a bad value (raised by a config's own checks on construction).
+
+    A ``ValueError`` too, so :func:`torchslim.core.config.from_mapping` prefixes it with the step
+    and the field it came from.
+    """

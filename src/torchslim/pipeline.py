@@ -25,8 +25,10 @@ from torchslim.core.config import TechniqueConfig, nested_sections
 from torchslim.core.context import Context, as_input_tuple
 from torchslim.core.device import resolve_device
 from torchslim.core.digest import data_digest, model_digest
+from torchslim.core.limits import check_limits
 from torchslim.core.numerics import output_error
 from torchslim.core.registry import config_for, techniques
+from torchslim.core.select import check_layer_names
 from torchslim.data.access import as_splits, eval_split, example_split, first_inputs
 from torchslim.errors import UserError
 from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
@@ -60,27 +62,70 @@ def resolve_step(step: StepLike, where: str = "") -> TechniqueConfig:
     return config_for(name, fields, where)
 
 
-def resolve_steps(steps: Sequence[StepLike], has_data: bool) -> list[TechniqueConfig]:
-    """Every step as a validated config, before any work (see :func:`resolve_step`)."""
+def resolve_steps(steps: Sequence[StepLike], has_data: bool, *, model: nn.Module | None = None,
+                  has_eval: bool | None = None, measure: MeasureConfig | None = None,
+                  allow_large: bool = False) -> list[TechniqueConfig]:
+    """Every step as a validated config, before any work (see :func:`resolve_step`), checked
+    as a recipe's steps are: data where a step uses it (:func:`check_steps`), the size bounds of
+    :mod:`torchslim.core.limits` on the steps and ``measure`` unless ``allow_large``, and every
+    layer name against ``model`` (:func:`check_step_layer_names`)."""
     single_pair = isinstance(steps, tuple) and len(steps) == 2 and isinstance(steps[0], str)
     if isinstance(steps, (str, dict, TechniqueConfig)) or single_pair:
         raise UserError("steps must be a list of steps, e.g. ['fold.bn'] or [('prune.channels', {...})]")
     configs = [resolve_step(s, f"step {i + 1}") for i, s in enumerate(steps)]
-    check_training_data(configs, has_data)
+    check_steps(configs, has_data, allow_large=allow_large, has_eval=has_eval)
+    if measure is not None and not allow_large:
+        check_limits(measure, "measure: ", "pass allow_large=True")
+    if model is not None:
+        check_step_layer_names(model, configs)
     return configs
 
 
-def check_training_data(configs: Sequence[TechniqueConfig], has_data: bool, prefix: str = "") -> None:
-    """Every step that trains (a nested ``finetune:`` with epochs > 0, or the ``finetune`` step)
-    needs data: one line naming the step and field, before any step has touched the model."""
-    if has_data:
-        return
+def check_training_data(configs: Sequence[TechniqueConfig], has_data: bool, prefix: str = "",
+                        has_eval: bool | None = None) -> None:
+    """Every step that uses data (a nested ``finetune:`` with epochs > 0, the ``finetune`` step,
+    or what its config's ``needs_data()`` names, e.g. calibration) needs data, and one whose
+    ``needs_eval()`` names something an evaluation (``has_eval``, default ``has_data``): one
+    line naming the step and field, before any step has touched the model."""
+    has_eval = has_data if has_eval is None else has_eval
     for i, config in enumerate(configs):
+        use = config.needs_eval()
+        if use and not has_eval:
+            raise UserError(f"{prefix}steps[{i + 1}] ({config.name}): {use} needs an accuracy evaluation "
+                            "(a 'data' section with a test split, or eval_fn)")
+        if has_data:
+            continue
         for path, train in nested_sections(config, TrainConfig):
             if train.epochs > 0:
                 what = f"{path}: " if path else ""
                 raise UserError(f"{prefix}steps[{i + 1}] ({config.name}): {what}training needs a 'data' section "
                                 f"(or set {path + '.' if path else ''}epochs: 0)")
+        use = config.needs_data()
+        if use:
+            raise UserError(f"{prefix}steps[{i + 1}] ({config.name}): {use} needs a 'data' section")
+
+
+def check_steps(configs: Sequence[TechniqueConfig], has_data: bool, prefix: str = "", allow_large: bool = False,
+                override: str = "pass allow_large=True", has_eval: bool | None = None) -> None:
+    """The checks of a list of step configs that need no model: data where a step uses it,
+    and unless ``allow_large`` the bounds of :mod:`torchslim.core.limits` (``override``: how
+    the message says to go beyond them)."""
+    check_training_data(configs, has_data, prefix, has_eval)
+    if not allow_large:
+        for i, config in enumerate(configs):
+            check_limits(config, f"{prefix}steps[{i + 1}] ({config.name}): ", override)
+
+
+def check_step_layer_names(model: nn.Module | Sequence[str], configs: Sequence[TechniqueConfig],
+                           prefix: str = "") -> None:
+    """Every layer name the steps give matches a module of the starting ``model`` (or its
+    module names); after a step that may replace layers by containers, leniently (see
+    :func:`torchslim.core.select.check_layer_names`). Each step checks again on the model it
+    is about to change."""
+    renamed = False
+    for i, config in enumerate(configs):
+        check_layer_names(model, config, f"{prefix}steps[{i + 1}] ({config.name}): ", renamed)
+        renamed = renamed or not config.keeps_layer_names
 
 
 def machine_info(threads: int | None) -> dict[str, Any]:
@@ -109,6 +154,7 @@ def compress(
     checkpoint_dir: str | os.PathLike | None = None,
     run_key: str = "",
     device: str | torch.device | None = None,
+    allow_large: bool = False,
 ) -> CompressResult:
     """Copy ``model`` once, apply ``steps`` in order, and report every step.
 
@@ -131,13 +177,20 @@ def compress(
     ``out_dir``: checked writable and locked against a concurrent run before any work (see
     :mod:`torchslim.core.outdir`); steps that write files (``codec.encode``, ``quant.ptq``) write
     there, and so do ``report.json``, ``report.md`` and the plots, as ``torchslim run`` writes them.
+
+    Before any work the steps are checked as a recipe's are (:func:`resolve_steps`: data where a
+    step uses it, the size bounds of :mod:`torchslim.core.limits` unless ``allow_large``, every
+    layer name against ``model``); each step checks its names again on the model it changes.
     """
-    configs = resolve_steps(steps, data is not None)  # a bad step fails before out_dir is touched
+    # a bad step fails before out_dir is touched
+    configs = resolve_steps(steps, data is not None, model=model, has_eval=data is not None or eval_fn is not None,
+                            measure=measure, allow_large=allow_large)
     data = as_splits(data)  # so does a bad data mapping or device
     if device is not None:
         resolve_device(device)
     kwargs = dict(example_inputs=example_inputs, data=data, eval_fn=eval_fn, measure=measure, seed=seed,
-                  progress=progress, checkpoint_dir=checkpoint_dir, run_key=run_key, device=device)
+                  progress=progress, checkpoint_dir=checkpoint_dir, run_key=run_key, device=device,
+                  allow_large=allow_large)
     if out_dir is None:
         return run_steps(model, configs, **kwargs)
     from torchslim.core.outdir import OutDir
@@ -163,12 +216,15 @@ def run_steps(
     checkpoint_dir: str | os.PathLike | None = None,
     run_key: str = "",
     device: str | torch.device | None = None,
+    allow_large: bool = False,
 ) -> CompressResult:
     """:func:`compress` without its output-folder handling: the caller owns ``out_dir`` (locked,
-    reports written by the caller, as ``torchslim run`` does)."""
+    reports written by the caller, as ``torchslim run`` does); the steps are
+    checked first as :func:`compress` checks them."""
     from tqdm.auto import tqdm
 
-    configs = resolve_steps(steps, data is not None)
+    configs = resolve_steps(steps, data is not None, model=model, has_eval=data is not None or eval_fn is not None,
+                            measure=measure, allow_large=allow_large)
     data = as_splits(data)
     caller_device = model_device(model)
     run_device = caller_device if device is None else resolve_device(device)
@@ -222,6 +278,7 @@ def run_steps(
         torch.manual_seed(seed + index)
         start = time.perf_counter()
         try:
+            check_layer_names(work, config)
             result = technique.handler(work, config, ctx)
         except UserError as exc:
             raise UserError(f"step {index + 1} ({config.name}): {exc}") from None

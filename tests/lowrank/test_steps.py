@@ -207,7 +207,7 @@ def test_save_load_and_onnx_round_trip(tmp_path, name, fields):
     ({"macs_ratio": 0.5}, "unknown field 'macs_ratio'"),
     ({"finetune_epochs": 1}, "unknown field 'finetune_epochs'"),
     ({"finetune": {"lrr": 0.1}}, "lowrank.svd: finetune: unknown field 'lrr'"),
-    ({"decisions": {"fc": 1}}, "field 'decisions' must map layer names to true or false"),
+    ({"decisions": {"fc": 1}}, "field 'decisions' entry 'fc' must be true or false, got 1"),
 ])
 def test_bad_fields_are_one_line_user_errors(fields, message):
     with pytest.raises(UserError, match=message) as info:

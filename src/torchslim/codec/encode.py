@@ -12,6 +12,7 @@ and, as Markdown, next to the file (``model.md``).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from torchslim.core.atomic import write_text_atomic
 from torchslim.core.config import TechniqueConfig
 from torchslim.core.context import Context
 from torchslim.core.registry import HandlerResult, register_technique
+from torchslim.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,25 @@ class EncodeConfig(TechniqueConfig):
         for b in (self.index_bits, self.conv_index_bits):
             if b is not None and not 1 <= b <= 16:
                 raise ValueError(f"fields 'index_bits'/'conv_index_bits' must be in 1..16, got {b}")
+        if self.path:
+            problem = file_path_problem(Path(self.path))
+            if problem:
+                raise ValueError(f"field 'path': {problem}")
+
+
+def file_path_problem(path: Path) -> str | None:
+    """Why a file cannot be written at ``path`` (a directory there, a file where a parent
+    folder should be, an unwritable folder), or None."""
+    if path.is_dir():
+        return f"'{path}' is a directory; name the file, e.g. '{path / 'model.tsc'}'"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"'{parent}' is a file, not a folder, so '{path}' cannot be written"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"folder '{parent}' is not writable, so '{path}' cannot be written"
+    return None
 
 
 def dense_fp32_bytes(model: nn.Module) -> int:
@@ -68,6 +89,9 @@ def encode_(model: nn.Module, config: EncodeConfig, ctx: Context) -> HandlerResu
     """Write the compressed .tsc file (sparse + codebook + Huffman/rANS) and the per-layer table."""
     warnings: list[str] = []
     path = Path(config.path) if config.path else (ctx.out_dir / "model.tsc" if ctx.out_dir else None)
+    problem = None if path is None else file_path_problem(path)
+    if problem:  # checked again here: the file system may have changed since the config was made
+        raise UserError(f"field 'path': {problem}" if config.path else f"output file: {problem}")
     kwargs = dict(coder=config.coder, index_bits=_widths(model, config))
     start = time.perf_counter()
     if path is None:

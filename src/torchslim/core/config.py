@@ -8,26 +8,95 @@ so ``finetune: {epochs: 1}`` keeps the technique's other training defaults, and 
 name the section (``steps[2] (quant.qat): finetune: unknown field 'lrr'``).
 
 Validation of a value lives in the config's ``__post_init__`` only (raise ValueError there);
-handlers never re-check a field.
+handlers never re-check a field. Every config class derives from :class:`Checked`, which runs
+the annotation checks of :func:`check_fields` (types, finite numbers, booleans that are
+booleans) before the class's own ``__post_init__``, for a recipe and a Python call alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import types
 import typing
 from typing import Any, ClassVar, Literal, TypeVar
 
-from torchslim.errors import UserError
+from torchslim.errors import ConfigError, UserError
 
 T = TypeVar("T")
 
 
+class Checked:
+    """Base of every config dataclass: on construction each field is checked against its
+    annotation (:func:`check_fields`, which also normalises lists to tuples and ints to
+    floats), then the subclass's own ``__post_init__`` rules run. A failure is a
+    :class:`ConfigError` (a UserError and a ValueError) naming the field."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_checked", False):
+            cls.__post_init__ = _checked_post_init(own)  # type: ignore[attr-defined]
+
+    def __post_init__(self) -> None:
+        _run_checks(self, None)
+
+
+def _checked_post_init(own: Any) -> Any:
+    @functools.wraps(own)
+    def __post_init__(self: Any) -> None:
+        _run_checks(self, own)
+
+    __post_init__._checked = True  # type: ignore[attr-defined]
+    return __post_init__
+
+
+def _run_checks(config: Any, own: Any) -> None:
+    try:
+        check_fields(config)
+        if own is not None:
+            own(config)
+    except ConfigError:
+        raise
+    except (UserError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_fields(config: Any) -> None:
+    """Check every field value of dataclass instance ``config`` against its annotation and
+    store it in the field's shape (``[a, b]`` -> ``(a, b)``, ``1`` -> ``1.0`` for a float)."""
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        coerced = _coerce(value, hints[f.name], f"field '{f.name}'")
+        if coerced is not value:
+            object.__setattr__(config, f.name, coerced)
+
+
 @dataclasses.dataclass(frozen=True)
-class TechniqueConfig:
+class TechniqueConfig(Checked):
     """Subclass as ``@dataclass(frozen=True)``; every field needs a default."""
 
     name: ClassVar[str] = ""
+    # False when the step may replace layers by containers (``fc`` -> ``fc.0``, ``fc.1``), so
+    # the layer names a later step gives are checked leniently before the run.
+    keeps_layer_names: ClassVar[bool] = False
+
+    def needs_data(self) -> str | None:
+        """What this step uses the recipe's data for besides nested training (e.g.
+        ``"calibration"``), or None; :func:`torchslim.pipeline.check_training_data` turns it into
+        a one-line error when there is no data, before any step runs."""
+        return None
+
+    def needs_eval(self) -> str | None:
+        """What this step needs an accuracy evaluation for (``eval_fn``; in a recipe, data), or None."""
+        return None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None, where: str = "") -> TechniqueConfig:
@@ -120,6 +189,8 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
         for arm in args:
             if arm is type(None) and value is None:
                 return None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{what} must be a finite number, got {value!r}")
         for arm in args:
             if arm is type(None):
                 continue
@@ -142,7 +213,9 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise UserError(f"{what} must be a mapping, got {value!r}")
-        return dict(value)
+        key_type, inner = args if len(args) == 2 else (Any, Any)
+        return {_coerce(k, key_type, f"{what} key {k!r}"): _coerce(v, inner, f"{what} entry '{k}'")
+                for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise UserError(f"{what} must be true or false, got {value!r}")
@@ -159,12 +232,21 @@ def _coerce(value: Any, tp: Any, what: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{what} must be a number, got {value!r}")
-        return float(value)
+        if not math.isfinite(value):
+            raise UserError(f"{what} must be a finite number, got {value!r}")
+        return value if type(value) is float else float(value)
     if tp is str:
         if not isinstance(value, str):
             raise UserError(f"{what} must be a string, got {value!r}")
         return value
     return value
+
+
+def check_value(value: Any, annotation: Any, what: str) -> Any:
+    """``value`` checked against a type annotation (bool, int, float, str, Literal, unions,
+    tuples...) the way a config field is: UserError ``"<what> must be ..."``, else the value in
+    the annotation's shape. Unknown annotations accept anything."""
+    return _coerce(value, annotation, what)
 
 
 def nested_sections(config: Any, cls: type, path: str = "") -> list[tuple[str, Any]]:

@@ -105,6 +105,9 @@ def register_technique(name: str, config_cls: type) -> Callable[[Callable[..., H
             elif not isinstance(config, config_cls):
                 raise UserError(f"{name}: expected a {config_cls.__name__} or a mapping of its fields, "
                                 f"got {type(config).__name__}")
+            from torchslim.core.select import check_layer_names
+
+            check_layer_names(model, config, f"{name}: ")  # before any capture or work
             if ctx is None:
                 from torchslim.zoo import example_input
 

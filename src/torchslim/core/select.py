@@ -84,3 +84,50 @@ def layer_classes(kinds: Sequence[str]) -> tuple[type[nn.Module], ...]:
             raise UserError(f"field 'layer_types': unknown layer type '{kind}' (known: {', '.join(LAYER_KINDS)})")
         classes += LAYER_KINDS[kind]
     return classes
+
+
+# Config fields that name layers, in every technique and nested section (the registry test
+# checks that every field of a layer-naming shape is listed here): lists of names or ``re:``
+# patterns; single module names (a distillation tap may end in ``:input``); mappings keyed by
+# layer name (pinned timing decisions).
+LAYER_LIST_FIELDS = ("include", "exclude", "ignore")
+LAYER_FIELDS = ("hint_layer", "guided_layer", "feature_layer", "student_feature_layer")
+LAYER_KEY_FIELDS = ("decisions",)
+
+
+def layer_names_in(config: object, path: str = "") -> list[tuple[str, str, bool]]:
+    """``(field path, name, is_pattern)`` for every layer name in dataclass ``config`` and the
+    dataclasses nested in it (``finetune.hint_layer``)."""
+    import dataclasses
+
+    found: list[tuple[str, str, bool]] = []
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        where = f"{path}{f.name}"
+        if dataclasses.is_dataclass(value):
+            found += layer_names_in(value, f"{where}.")
+        elif f.name in LAYER_LIST_FIELDS and value:
+            found += [(where, n, True) for n in value]
+        elif f.name in LAYER_FIELDS and value:
+            found.append((where, value.removesuffix(":input"), False))
+        elif f.name in LAYER_KEY_FIELDS and value:
+            found += [(where, n, False) for n in value]
+    return found
+
+
+def check_layer_names(model: nn.Module | Collection[str], config: object, where: str = "",
+                      renamed: bool = False) -> None:
+    """Every layer name in ``config`` must match a module of ``model`` (or a collection of
+    module names): a UserError with close matches, naming ``where`` and the field.
+
+    ``renamed``: an earlier step may have replaced layers by containers (``fc`` -> ``fc.0``,
+    ``fc.1``), so a name is also accepted below an existing module and ``re:`` patterns are
+    left to the step itself.
+    """
+    names = [n for n, _ in model.named_modules() if n] if isinstance(model, nn.Module) else [n for n in model if n]
+    for field, name, is_pattern in layer_names_in(config):
+        if renamed and (name.startswith("re:") or any(name.startswith(n + ".") for n in names)):
+            continue
+        ok = any(_matches(n, name) for n in names) if is_pattern else name in names
+        if not ok:
+            raise UserError(f"{where}{unknown_name_error(field, name, names)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.train.config import TrainConfig
@@ -14,3 +15,5 @@ class FinetuneConfig(TrainConfig, TechniqueConfig):
 
     The fields are exactly :class:`torchslim.train.TrainConfig`'s (training and ``distill``).
     """
+
+    keeps_layer_names: ClassVar[bool] = True  # layers keep their names (no containers)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -41,6 +42,8 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 @dataclass(frozen=True)
 class FoldBNConfig(TechniqueConfig):
     """``exclude``: layer names or ``re:`` patterns (conv or BN) to leave unfolded."""
+
+    keeps_layer_names: ClassVar[bool] = True  # layers keep their names (no containers)
 
     exclude: tuple[str, ...] = ()
 

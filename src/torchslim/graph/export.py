@@ -7,12 +7,20 @@ stands for (the exported program's graph signature). That is what channel-depend
 analysis needs: ops keyed by the op itself, shapes, and a way back to the state dict.
 
 No fallback: if export fails (data-dependent control flow, unsupported Python) a
-:class:`torchslim.errors.UserError` names the reason. A shape-free fallback (fx alone, or
+:class:`torchslim.errors.UserError` names the reason in one line. Torch's own logging and
+warnings during the capture (a failed guard dumps the partial graph, pages of it) are held
+back: the first line of the error says what failed; ``--debug`` keeps the chained exception. A shape-free fallback (fx alone, or
 ``nn.Sequential`` order) would risk a silently wrong pruned model, which is worse than none.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +54,30 @@ def module_path(node: fx.Node) -> str:
     return str(path)
 
 
+@contextmanager
+def quiet_torch_logs() -> Iterator[None]:
+    """Hold back torch's log records (below CRITICAL), Python warnings and what is printed to
+    stderr (torch.export prints a failed capture's partial graph there) for the duration,
+    restoring every logger's level afterwards."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name == "torch" or name.startswith("torch.")]
+    loggers.append(logging.getLogger("torch"))
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def capture_export(model: nn.Module, example_inputs: tuple[Any, ...]) -> ExportedGraph:
     """Export ``model`` on ``example_inputs`` (eval mode, real parameters untouched)."""
     try:
-        with evaluating(model):  # each submodule's own train/eval flag comes back afterwards
+        with evaluating(model), quiet_torch_logs():  # each submodule's own train/eval flag comes back afterwards
             program = torch.export.export(model, tuple(example_inputs), strict=False)
     except (RuntimeError, TypeError, ValueError, AssertionError, NotImplementedError) as exc:
         # what tracing the user's forward raises (data-dependent guards are RuntimeErrors)

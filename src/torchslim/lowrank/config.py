@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from torchslim.core.config import TechniqueConfig
+from torchslim.core.limits import check_threads
 from torchslim.core.select import LAYER_KINDS
 from torchslim.train.config import TrainConfig
 
@@ -71,6 +72,4 @@ class FactorizeConfig(TechniqueConfig):
         for key in ("latency_batch_size", "latency_threads"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"field '{key}' must be >= 1, got {getattr(self, key)}")
-        bad = {k: v for k, v in self.decisions.items() if not isinstance(k, str) or not isinstance(v, bool)}
-        if bad:
-            raise ValueError(f"field 'decisions' must map layer names to true or false, got {bad}")
+        check_threads(self, "latency_threads")

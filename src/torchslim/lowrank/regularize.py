@@ -71,6 +71,9 @@ class RegularizeConfig(TechniqueConfig):
             raise ValueError(f"field 'finetune.epochs' must be >= 1 (lowrank.regularize trains the model), "
                              f"got {self.finetune.epochs}")
 
+    def needs_data(self) -> str | None:
+        return "training"
+
 
 def regularized_layers(model: nn.Module, config: RegularizeConfig) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in select_layers(model, layer_classes(config.layer_types), config.include, config.exclude)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from torchslim.core.config import Checked
+from torchslim.core.limits import check_threads
 from torchslim.core.modules import evaluating
 from torchslim.report.schema import LatencyPoint, Snapshot
 
 
 @dataclass(frozen=True)
-class MeasureConfig:
+class MeasureConfig(Checked):
     """What to measure before/after each step.
 
     ``runtimes``: subset of ("eager", "onnxruntime"); empty to skip latency.
@@ -30,6 +32,7 @@ class MeasureConfig:
             raise ValueError(f"field 'batch_sizes' must hold integers >= 1, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"field 'threads' must be >= 1, got {self.threads}")
+        check_threads(self, "threads")
         if len(set(self.runtimes)) != len(self.runtimes):
             raise ValueError(f"field 'runtimes' lists a runtime twice: {list(self.runtimes)}")
 

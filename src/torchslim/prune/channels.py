@@ -35,7 +35,7 @@ from torchslim.errors import UserError
 from torchslim.graph.dependency import DependencyGraph
 from torchslim.prune.config import PruneChannelsConfig
 from torchslim.prune.importance import group_importance
-from torchslim.prune.plan import check_group_ratios, choose_groups, plan_removal
+from torchslim.prune.plan import check_group_ratios, choose_groups, plan_removal, plan_warnings
 from torchslim.prune.surgery import remove_channels_
 
 
@@ -58,6 +58,7 @@ class PruneResult:
                    "params_before": self.params_before, "params_after": self.params_after,
                    "params_reduction": round(self.params_before / max(self.params_after, 1), 4),
                    "ratio": round(self.ratio, 4), "removed_channels": self.removed}
+        # "ratio": the one applied (bisected for a target, after max_group_ratio's cap)
         if self.inexact_kept:
             details["inexact_groups_kept"] = self.inexact_kept
         return details
@@ -134,7 +135,10 @@ def plan_and_remove_(model: nn.Module, config: PruneChannelsConfig, ctx: Context
         _check_still_runs(model, ctx.example_inputs, reference)
     inexact_kept = [] if config.include_inexact else [g.name for g in graph.groups if not g.exact and g.channels > 1]
     result = PruneResult(graph.macs(), graph.macs(mask), params_before, sum(p.numel() for p in model.parameters()),
-                         ratio, {k: v for k, v in removed.items() if v}, inexact_kept, warnings)
+                         min(ratio, config.max_group_ratio), {k: v for k, v in removed.items() if v}, inexact_kept,
+                         warnings)
+    result.warnings += plan_warnings(config, ratio, (result.macs_before, result.macs_after),
+                                     (result.params_before, result.params_after), sum(removed.values()))
     inexact = [g.name for g in groups if not g.exact and removed.get(g.name)]
     if inexact:
         result.warnings.append(f"{len(inexact)} group(s) share normalisation statistics across channels "

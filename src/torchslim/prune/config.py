@@ -10,7 +10,7 @@ error naming the step and the field).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torchslim.core.config import TechniqueConfig
 from torchslim.prune.importance import CRITERIA
@@ -42,6 +42,8 @@ class ChannelChoice(TechniqueConfig):
     group loses more than this fraction.
     """
 
+    keeps_layer_names: ClassVar[bool] = True  # layers keep their names (no containers)
+
     ignore: tuple[str, ...] = ()
     include_inexact: bool = False
     round_to: int = 1
@@ -66,6 +68,9 @@ class ScoredChoice(ChannelChoice):
         require(self, self.importance in CRITERIA, "importance", "one of " + ", ".join(CRITERIA))
         require(self, self.num_batches >= 1, "num_batches", ">= 1")
 
+    def needs_data(self) -> str | None:
+        return f"importance '{self.importance}'" if self.importance in ("taylor", "fisher") else None
+
 
 def shared_fields(config: ChannelChoice, base: type[ChannelChoice]) -> dict[str, Any]:
     """The values of ``base``'s fields in ``config`` (to build a :class:`PruneChannelsConfig`)."""
@@ -77,15 +82,16 @@ class PruneChannelsConfig(ScoredChoice):
     """Remove channels (filters, neurons, heads) across coupled layers, then fine-tune.
 
     ``ratio``: fraction of each group's channels (``scope: uniform``) or of all channels ranked
-    together after dividing each group's scores by its mean (``scope: global``) to remove;
-    ignored when ``target_macs`` / ``target_params`` (reduction factors > 1, e.g. 2.0) are
-    given, which bisect the ratio on the graph's analytic count. ``group_ratios``: per-group
+    together after dividing each group's scores by its mean (``scope: global``) to remove
+    (None: 0.5); with ``target_macs`` / ``target_params`` (reduction factors > 1, e.g. 2.0),
+    which bisect the ratio on the graph's analytic count, a ratio given too is ignored with a
+    warning. ``group_ratios``: per-group
     ratios by group name (e.g. from ``prune.sensitivity``), overriding ``ratio``.
     ``finetune``: recovery training (:class:`torchslim.train.TrainConfig`, e.g.
     ``{epochs: 2, distill: kd}``); none by default.
     """
 
-    ratio: float = 0.5
+    ratio: float | None = None
     scope: Literal["uniform", "global"] = "uniform"
     target_macs: float | None = None
     target_params: float | None = None
@@ -94,8 +100,13 @@ class PruneChannelsConfig(ScoredChoice):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self, 0.0 <= self.ratio < 1.0, "ratio", "in [0, 1)")
+        require(self, self.ratio is None or 0.0 <= self.ratio < 1.0, "ratio", "in [0, 1)")
         require(self, self.scope in ("uniform", "global"), "scope", "'uniform' or 'global'")
         for name in ("target_macs", "target_params"):
             require(self, is_factor(getattr(self, name)), name, "a reduction factor > 1 (e.g. 2.0 for 2x fewer)")
         require(self, all(0.0 <= r < 1.0 for r in self.group_ratios.values()), "group_ratios", "ratios in [0, 1)")
+
+    @property
+    def ratio_or_default(self) -> float:
+        """``ratio``, or 0.5 when not given."""
+        return 0.5 if self.ratio is None else self.ratio

@@ -153,7 +153,8 @@ def group_lasso_(model: nn.Module, config: GroupLassoConfig, ctx: Context) -> Ha
     group_ratios = {}
     if config.target_macs is None:
         group_ratios = {g.name: float(np.mean(scores[g.id] <= config.threshold * scores[g.id].max())) for g in groups}
-    removal = PruneChannelsConfig(**shared_fields(config, ChannelChoice), ratio=0.0, scope="global",
+    removal = PruneChannelsConfig(**shared_fields(config, ChannelChoice), scope="global",
+                                  ratio=None if config.target_macs else 0.0,
                                   target_macs=config.target_macs,
                                   group_ratios={k: min(v, config.max_group_ratio) for k, v in group_ratios.items()})
     result = plan_and_remove_(model, removal, ctx, graph=graph, scores=scores)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -47,6 +47,8 @@ from torchslim.train.config import TrainConfig
 class PruneMagnitudeConfig(TechniqueConfig):
     """Fractions are of each selected layer's weights (biases are never pruned).
     ``finetune``: the retraining run (``epochs: 0``: prune without retraining)."""
+
+    keeps_layer_names: ClassVar[bool] = True  # layers keep their names (no containers)
 
     criterion: Literal["std", "uniform", "global"] = "std"
     quality: float = 1.0

@@ -88,7 +88,7 @@ def check_group_ratios(graph: DependencyGraph, groups: list[Group], group_ratios
 
 def plan_removal(graph: DependencyGraph, groups: list[Group], scores: dict[int, np.ndarray],
                  config: PruneChannelsConfig, params_before: int) -> tuple[np.ndarray, float]:
-    """(component mask to remove, ratio used): ``config.ratio``, or the smallest ratio that meets
+    """(component mask to remove, ratio used): ``config.ratio`` (default 0.5), or the smallest ratio that meets
     ``target_macs`` / ``target_params`` (UserError naming what is reachable if none does)."""
 
     def plan(r: float) -> np.ndarray:
@@ -96,7 +96,7 @@ def plan_removal(graph: DependencyGraph, groups: list[Group], scores: dict[int, 
                                                  config.max_group_ratio, config.group_ratios or None))
 
     if config.target_macs is None and config.target_params is None:
-        return plan(config.ratio), config.ratio
+        return plan(config.ratio_or_default), config.ratio_or_default
     macs_before = graph.macs()
 
     def met(mask: np.ndarray) -> bool:
@@ -121,3 +121,32 @@ def plan_removal(graph: DependencyGraph, groups: list[Group], scores: dict[int, 
         else:
             lo = mid
     return plan(hi), hi
+
+
+def plan_warnings(config: PruneChannelsConfig, ratio: float, macs: tuple[int, int], params: tuple[int, int],
+                  removed: int) -> list[str]:
+    """What the step did not do as written: a ratio overridden by a target or capped by
+    ``max_group_ratio``, a ``round_to`` that removes nothing, a target overshot (the smallest
+    ratio meeting it removes much more). ``macs`` / ``params``: (before, after)."""
+    warnings = []
+    targets = {k: v for k, v in (("target_macs", config.target_macs), ("target_params", config.target_params)) if v}
+    if targets and config.ratio is not None:
+        warnings.append(f"ratio {config.ratio} ignored: {' and '.join(targets)} set the ratio "
+                        f"(the bisection chose {ratio:.4f})")
+    if not targets and config.scope == "uniform" and ratio > config.max_group_ratio:
+        warnings.append(f"ratio {ratio} capped by max_group_ratio {config.max_group_ratio}: no group loses "
+                        f"more than {config.max_group_ratio:.0%} of its channels")
+    capped = sorted(k for k, v in config.group_ratios.items() if v > config.max_group_ratio)
+    if capped:
+        warnings.append(f"group_ratios of {', '.join(capped[:3])} capped by max_group_ratio {config.max_group_ratio}")
+    if removed == 0 and (targets or ratio > 0 or config.group_ratios):
+        why = f"round_to {config.round_to} rounds every group back up to all its channels" if config.round_to > 1 \
+            else "every group is too small, ignored or inexact"
+        warnings.append(f"no channel removed: {why}")
+    for name, (before, after) in (("target_macs", macs), ("target_params", params)):
+        if name in targets and before / max(after, 1) > 1.1 * targets[name]:
+            hint = f" (round_to {config.round_to} removes channels in steps of {config.round_to})" \
+                if config.round_to > 1 else ""
+            warnings.append(f"{name} {targets[name]} asked, {before / max(after, 1):.2f}x done: the smallest ratio "
+                            f"that meets it overshoots{hint}")
+    return warnings

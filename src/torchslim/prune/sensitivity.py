@@ -165,6 +165,9 @@ class SensitivityConfig(ScoredChoice):
         require(self, self.max_accuracy_drop is None or self.max_accuracy_drop >= 0, "max_accuracy_drop",
                 ">= 0 (points of accuracy)")
 
+    def needs_eval(self) -> str | None:
+        return "scoring each ratio"
+
 
 @register_technique("prune.sensitivity", SensitivityConfig)
 def sensitivity_(model: nn.Module, config: SensitivityConfig, ctx: Context) -> HandlerResult:

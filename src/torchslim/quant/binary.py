@@ -129,6 +129,9 @@ class BinaryConfig(TechniqueConfig):
         if self.method not in ("binaryconnect", "xnor"):
             raise ValueError(f"field 'method' must be binaryconnect or xnor, got {self.method!r}")
 
+    def needs_data(self) -> str | None:
+        return "training"
+
 
 @register_technique("quant.binary", BinaryConfig)
 def binary_(model: nn.Module, config: BinaryConfig, ctx: Context) -> HandlerResult:

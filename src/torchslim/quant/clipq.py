@@ -69,6 +69,9 @@ class ClipQConfig(TechniqueConfig):
         if not self.bits or any(not 1 <= b <= 12 for b in self.bits):
             raise ValueError("field 'bits': values must be in 1..12")
 
+    def needs_data(self) -> str | None:
+        return "layer scoring"
+
 
 def clip_quantize(w: torch.Tensor, clip_rate: float, bits: int) -> torch.Tensor:
     """Tung & Mori 2018, s. 3.1: clip the p smallest of each sign to +0.0, then replace the rest

@@ -72,6 +72,9 @@ class INQConfig(TechniqueConfig):
         if not self.portions or list(self.portions) != sorted(self.portions) or self.portions[-1] != 100.0:
             raise ValueError(f"field 'portions' must increase and end at 100, got {list(self.portions)}")
 
+    def needs_data(self) -> str | None:
+        return "training"
+
 
 @register_technique("quant.inq", INQConfig)
 def inq_(model: nn.Module, config: INQConfig, ctx: Context) -> HandlerResult:

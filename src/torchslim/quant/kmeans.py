@@ -21,7 +21,7 @@ from the same initial centroids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -42,6 +42,8 @@ class KMeansConfig(TechniqueConfig):
     ``float16``: round centroids and biases of the shared layers to float16 values after
     fine-tuning, halving what the file spends on codebooks and biases.
     ``finetune``: the centroid fine-tuning run (``epochs: 0``: cluster only)."""
+
+    keeps_layer_names: ClassVar[bool] = True  # layers keep their names (no containers)
 
     bits: int = 5
     layer_bits: dict[str, int] = field(default_factory=dict)

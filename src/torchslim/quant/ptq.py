@@ -76,6 +76,12 @@ class PTQConfig(TechniqueConfig):
         if self.max_float_layers < 0:
             raise ValueError(f"field 'max_float_layers' must be >= 0, got {self.max_float_layers}")
 
+    def needs_data(self) -> str | None:
+        return "calibration"
+
+    def needs_eval(self) -> str | None:
+        return None if self.max_accuracy_drop is None else "field 'max_accuracy_drop'"
+
 
 def calibration_batches(ctx: Context, num_samples: int, batch_size: int, step: str) -> Iterator[torch.Tensor]:
     """The first ``num_samples`` training images in batches; UserError naming ``step`` without data."""

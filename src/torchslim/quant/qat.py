@@ -139,6 +139,9 @@ class QATConfig(TechniqueConfig):
         if self.observer not in OBSERVERS:
             raise ValueError(f"field 'observer' must be one of {', '.join(OBSERVERS)}, got {self.observer!r}")
 
+    def needs_data(self) -> str | None:
+        return "calibration"
+
 
 def _int8_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantizedConv2d, QuantizedLinear))]

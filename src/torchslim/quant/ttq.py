@@ -49,6 +49,9 @@ class TTQConfig(TechniqueConfig):
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"field 'threshold' must be in (0, 1), got {self.threshold}")
 
+    def needs_data(self) -> str | None:
+        return "training"
+
 
 @register_technique("quant.ttq", TTQConfig)
 def ttq_(model: nn.Module, config: TTQConfig, ctx: Context) -> HandlerResult:

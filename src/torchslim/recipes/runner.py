@@ -153,7 +153,8 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
     result = run_steps(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
                        measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
                        checkpoint_dir=out / "checkpoints" / "steps",
-                       run_key=json.dumps(asdict(recipe.eval)), device=recipe.device)
+                       run_key=json.dumps(asdict(recipe.eval)), device=recipe.device,
+                       allow_large=recipe.allow_large)
     result.report.model["recipe"] = recipe.source
     if recipe.model.builder:
         result.report.model["builder"] = {"path": recipe.model.builder, "kwargs": builder_kwargs(recipe, data)}

@@ -10,8 +10,14 @@ eval: {split: test}            # accuracy before/after every step (needs data)
 measure: {runtimes: [eager, onnxruntime], batch_sizes: [1], threads: 2}
 seed: 0
 device: cpu                    # cpu | cuda | cuda:N | auto: where training, calibration and eval run
+allow_large: false             # true: lift the bounds of torchslim.core.limits (epochs, sizes)
 ```
-Every problem is one line naming the file, the section or step, and the field.
+Every problem is one line naming the file, the section or step, and the field. :func:`parse_recipe`
+is the one validation, called by ``torchslim validate`` and first thing by ``torchslim run``:
+every field through its config's own checks, then what crosses sections (data for the steps
+that use it, the size bounds, the model's keyword arguments and every layer name a step gives,
+on the model's structure built on the meta device: no memory, no weights). A YAML key given
+twice in one mapping is an error, not the last one silently winning.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from typing import Any, Literal
 
 import yaml
 
-from torchslim.core.config import TechniqueConfig, from_mapping
+from torchslim.core.config import Checked, TechniqueConfig, from_mapping
 from torchslim.core.device import resolve_device
-from torchslim.pipeline import check_training_data
+from torchslim.core.limits import check_limits
 from torchslim.errors import UserError
+from torchslim.pipeline import check_step_layer_names, check_steps
 from torchslim.profiler.snapshot import MeasureConfig
 from torchslim.recipes.paths import (  # noqa: F401 (builtin_recipes re-exported)
     builtin_recipes, cwd_override, recipe_dir, relative_data, relative_path, resolve_recipe_path)
@@ -34,7 +41,7 @@ from torchslim.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
-class ModelSection:
+class ModelSection(Checked):
     """Where the starting model comes from: a zoo ``name``, a ``builder`` by import path
     (``my_pkg.models:make_net``, called with ``kwargs``), or a saved ``checkpoint`` directory
     (``trust_code: true`` lets it import the user classes its spec names). ``checkpoint_weights``:
@@ -64,7 +71,7 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class DataSection:
+class DataSection(Checked):
     name: str = ""
     image_size: int | None = None
     channels: int | None = None
@@ -85,7 +92,7 @@ TRAIN_DEFAULTS = TrainConfig(epochs=3, lr=0.05)
 
 
 @dataclass(frozen=True)
-class EvalSection:
+class EvalSection(Checked):
     """Top-1 accuracy before and after every step, on this split of ``data``."""
 
     split: Literal["test", "val"] = "test"
@@ -112,9 +119,11 @@ class Recipe:
     seed: int = 0
     source: str = "<recipe>"
     device: str | None = None
+    allow_large: bool = False
 
 
-_SECTIONS = ("model", "data", "train", "steps", "eval", "measure", "seed", "device")
+_SECTIONS = ("model", "data", "train", "steps", "eval", "measure", "seed", "device", "allow_large")
+_OVERRIDE = "set 'allow_large: true' at the top of the recipe"
 
 
 def _shorthand(value: Any) -> Any:
@@ -164,7 +173,6 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(steps_raw, list):
         raise UserError(f"{source}: steps: expected a list of steps")
     steps = tuple(_step(item, f"{source}: steps[{i + 1}]") for i, item in enumerate(steps_raw))
-    check_training_data(steps, data is not None, f"{source}: ")
     measure = from_mapping(MeasureConfig, raw.get("measure"), f"{source}: measure")
     bad = [r for r in measure.runtimes if r not in ("eager", "onnxruntime")]
     if bad:
@@ -179,7 +187,46 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
             resolve_device(device)
         except UserError as exc:
             raise UserError(f"{source}: field 'device': {exc}") from None
-    return Recipe(model, steps, data, train, measure, evaluation, seed, source, device)
+    allow_large = raw.get("allow_large", False)
+    if not isinstance(allow_large, bool):
+        raise UserError(f"{source}: field 'allow_large' must be true or false, got {allow_large!r}")
+    recipe = Recipe(model, steps, data, train, measure, evaluation, seed, source, device, allow_large)
+    _check_across_sections(recipe)
+    return recipe
+
+
+def _check_across_sections(recipe: Recipe) -> None:
+    """What no single section can check alone: data for the steps that use it, the size
+    bounds (unless ``allow_large``), the model's kwargs and the layer names of every step."""
+    source = recipe.source
+    check_steps(recipe.steps, recipe.data is not None, f"{source}: ", recipe.allow_large, _OVERRIDE)
+    if not recipe.allow_large:
+        for name, section in (("data", recipe.data), ("train", recipe.train), ("measure", recipe.measure),
+                              ("eval", recipe.eval)):
+            check_limits(section, f"{source}: {name}: ", _OVERRIDE)
+    names = _layer_names(recipe.model, source)
+    if names is not None:  # a saved model's layer names are checked by each step at run time
+        check_step_layer_names(names, recipe.steps, f"{source}: ")
+
+
+def _layer_names(model: ModelSection, source: str) -> list[str] | None:
+    """Module names of a zoo model, built on the meta device (no memory, no weights; kwargs
+    checked against the builder's signature and annotations on the way), or None."""
+    if model.checkpoint or not model.name:
+        return None
+    import torch
+
+    from torchslim.zoo import create_model
+
+    try:
+        with torch.device("meta"):
+            built = create_model(model.name, **model.kwargs)
+    except UserError as exc:
+        raise UserError(f"{source}: model: kwargs: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a builder rejecting a value, e.g. a width that does not divide
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{source}: model: kwargs: {model.name}: {first}") from None
+    return [n for n, _ in built.named_modules() if n]
 
 
 def _relative_paths(model: ModelSection, base: Path) -> ModelSection:
@@ -233,9 +280,35 @@ def _check_data(data: DataSection, source: str) -> None:
     if name.startswith(("npz:", "folder:")):
         if not Path(name.split(":", 1)[1]).exists():
             raise UserError(f"{source}: data: '{name.split(':', 1)[1]}' does not exist")
+        if name.startswith("folder:") and data.image_size is None:
+            raise UserError(f"{source}: data: field 'image_size' is needed with folder data (images are resized "
+                            f"to image_size x image_size), e.g. data: {{name: '{data.name}', image_size: 32}}")
     elif name not in list_datasets():
         raise UserError(f"{source}: data: unknown dataset '{data.name}' (known: {', '.join(list_datasets())}, "
                         "npz:FILE, folder:DIR)")
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error (YAML
+    1.2 requires unique keys; PyYAML keeps the last value silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # PyYAML's own error for an unhashable key follows
+            if key in seen:
+                raise DuplicateKeyError(f"duplicate key '{key}' at line {key_node.start_mark.line + 1} "
+                                        f"(first given at line {seen[key] + 1})")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def set_override(raw: dict[str, Any], assignment: str, source: str) -> None:
@@ -243,12 +316,12 @@ def set_override(raw: dict[str, Any], assignment: str, source: str) -> None:
     e.g. ``train.epochs=1`` or ``model.kwargs.width_mult=0.5``. Steps are edited in the file.
     """
     if "=" not in assignment:
-        raise UserError(f"override '{assignment}': expected key=value")
+        raise UserError(f"{source}: override '{assignment}': expected key=value")
     key, _, text = assignment.partition("=")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
-        raise UserError(f"override '{assignment}': value is not valid YAML") from None
+        raise UserError(f"{source}: override '{assignment}': value is not valid YAML") from None
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
@@ -258,7 +331,7 @@ def set_override(raw: dict[str, Any], assignment: str, source: str) -> None:
         if child is None:
             child = {}
         if not isinstance(child, dict):
-            raise UserError(f"override '{assignment}': {source}: '{part}' is not a mapping")
+            raise UserError(f"{source}: override '{assignment}': '{part}' is not a mapping")
         node[part] = child
         node = child
     node[parts[-1]] = value
@@ -268,11 +341,13 @@ def load_recipe(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Rec
     """Read, override and validate a recipe file (or a built-in recipe name such as ``demo``)."""
     path = resolve_recipe_path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise UserError(f"{path}: cannot read recipe ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file (recipes are UTF-8 YAML)") from None
+    except DuplicateKeyError as exc:
+        raise UserError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -34,11 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from torchslim.core.config import Checked
+
 DISTILL_METHODS = ("none", "kd", "l2", "fitnets", "adversarial")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     epochs: int = 2
     batch_size: int = 64
     lr: float | None = None

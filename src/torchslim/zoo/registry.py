@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,17 @@ def _check_positive_int(model: str, key: str, value: Any) -> None:
         raise UserError(f"model {model!r}: {key} must be a positive integer, got {value!r}")
 
 
+def _checked_kwargs(model: str, builder: Builder, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Each option the builder annotates as a bool checked as a config field is
+    (``batch_norm: bool`` takes true or false, not ``"maybe"``, which is truthy); numbers are
+    the builders' own checks (they know the valid range)."""
+    from torchslim.core.config import check_value
+
+    hints = typing.get_type_hints(builder)
+    return {k: check_value(v, hints[k], f"model {model!r}: argument '{k}'") if hints.get(k) is bool else v
+            for k, v in kwargs.items()}
+
+
 def create_model(
     name: str, *, in_channels: int | None = None, num_classes: int | None = None, **kwargs: Any
 ) -> nn.Module:
@@ -135,7 +147,7 @@ def create_model(
         accepted = ", ".join(sorted(entry.defaults))
         raise UserError(f"model {key!r} got unknown argument {unknown[0]!r}; accepted: {accepted}")
     resolved = dict(entry.defaults)
-    resolved.update(kwargs)
+    resolved.update(_checked_kwargs(key, entry.builder, kwargs))
     if in_channels is not None:
         resolved["in_channels"] = in_channels
     if num_classes is not None:

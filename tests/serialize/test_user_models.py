@@ -1,7 +1,13 @@
 """The user's own nn.Module classes: saved by import path, loaded only with trust_code."""
 
+import json
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from torchslim.core import Context
@@ -10,7 +16,7 @@ from torchslim.prune import PruneChannelsConfig, prune_channels_
 from torchslim.serialize import load, read_spec, save
 from torchslim.zoo import create_model
 from tests.serialize.helpers import assert_same, edit_spec, module_entry
-from tests.serialize.user_models import Net, OptionalBias, Residual, ScaledConv, WithConfig, WithNonPersistent, WithPrivate
+from tests.serialize.user_models import Bag, Net, OptionalBias, Residual, ScaledConv, WithConfig, WithNonPersistent, WithPrivate
 
 USER = "tests.serialize.user_models"
 
@@ -152,3 +158,21 @@ def test_a_class_path_that_does_not_import_is_one_line(pruned_net, tmp_path):
     edit_spec(tmp_path / "m", lambda s: module_entry(s, "").update({"class": "os:getcwd"}))
     with pytest.raises(UserError, match="class os:getcwd is not a torch.nn.Module class"):
         load(tmp_path / "m", trust_code=True)
+
+
+_SIMPLE = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: n != "fc" and not hasattr(Bag, n))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.dictionaries(_NAMES, _SIMPLE | st.lists(_SIMPLE, max_size=3) | st.tuples(_SIMPLE, _SIMPLE), max_size=4))
+def test_any_plain_attribute_comes_back_with_its_type_and_bits(attrs):
+    bag = Bag()
+    for key, value in attrs.items():
+        setattr(bag, key, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        save(bag, Path(tmp) / "m")
+        loaded = load(Path(tmp) / "m", trust_code=True)
+    for key, value in attrs.items():
+        back = getattr(loaded, key)
+        assert type(back) is type(value) and json.dumps(back) == json.dumps(value), key  # -0.0, NaN, inf exact

@@ -98,3 +98,11 @@ class WithNonPersistent(nn.Module):
         super().__init__()
         self.fc = nn.Linear(2, 2)
         self.register_buffer("offset", torch.ones(2), persistent=False)
+
+
+class Bag(nn.Module):
+    """Holds whatever plain attributes a test sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1, 1)

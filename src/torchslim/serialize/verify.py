@@ -65,7 +65,7 @@ def difference(model: nn.Module, loaded: nn.Module) -> str | None:
         if problem:
             return f"module '{name}': {problem}"
     for entry, other in zip(ours, theirs):
-        if entry != other:
+        if json.dumps(entry, sort_keys=True) != json.dumps(other, sort_keys=True):  # NaN == NaN here
             return f"module '{entry['name']}' loads back as {other['class']} with attributes {other['attrs']}"
     if tensor_kinds(model) != tensor_kinds(loaded):
         return "parameters and buffers do not load back as the same kinds"

@@ -100,6 +100,20 @@ def test_spec_attributes_are_validated(lenet, change, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("out_channels", "4", "module '0': attribute 'out_channels' = '4' is not int (Conv2d)"),
+    ("out_channels", True, "attribute 'out_channels' = True is not int"),
+    ("kernel_size", [3, "3"], "attribute 'kernel_size' = [3, '3'] is not Union[int, tuple[int, int]]"),
+    ("padding_mode", "zero", "attribute 'padding_mode' = 'zero' is not Literal"),
+])
+def test_constructor_arguments_from_the_spec_are_type_checked(tmp_path, key, value, message):
+    """Without an origin there is no instance to compare with: the constructor's annotations decide."""
+    save(nn.Sequential(nn.Conv2d(1, 4, 3)), tmp_path / "m")
+    edit_spec(tmp_path / "m", _set_attr("0", key, value))
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+        load(tmp_path / "m")
+
+
 def test_a_pruned_conv_is_rebuilt_from_consistent_attributes(tmp_path):
     """The other side of the contradiction checks: attributes that agree with the weights load."""
     torch.manual_seed(0)

@@ -10,6 +10,8 @@ tensors, and plain JSON values. Sizes that contradict the weights file are refus
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from typing import Any
 
 import torch
@@ -85,6 +87,33 @@ def check_free(name: str, cls: type[nn.Module], attrs: dict[str, Any], taken: se
                             f"({type(on_class).__name__})")
         if not _is_plain(value) or (on_class is not None and not _same_type(value, on_class)):
             raise UserError(f"module '{name}': attribute '{key}' = {value!r} is not a plain value of the right type")
+
+
+def check_argument(name: str, cls: type, key: str, value: Any, annotation: Any) -> None:
+    """A constructor argument taken from the spec must fit the constructor's type annotation."""
+    if _fits(value, annotation) is False:
+        shown = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+        raise UserError(f"module '{name}': attribute '{key}' = {value!r} is not {shown} ({cls.__name__})")
+
+
+def _fits(value: Any, ann: Any) -> bool | None:
+    """Whether a JSON value fits a plain annotation; None when the annotation says nothing usable."""
+    origin = typing.get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        results = [_fits(value, a) for a in typing.get_args(ann)]
+        return True if True in results else None if None in results else False
+    if origin is typing.Literal:
+        return any(type(value) is type(a) and value == a for a in typing.get_args(ann))
+    if origin is tuple:
+        args = typing.get_args(ann)
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        return len(args) == len(value) and all(_fits(v, a) is not False for v, a in zip(value, args))
+    simple = {type(None): lambda v: v is None, bool: lambda v: type(v) is bool, int: lambda v: type(v) is int,
+              float: lambda v: type(v) in (int, float), str: lambda v: type(v) is str}
+    return simple[ann](value) if ann in simple else None
 
 
 def _is_plain(value: Any) -> bool:

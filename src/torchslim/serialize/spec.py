@@ -33,7 +33,7 @@ from torch import nn
 
 from torchslim.core.modules import set_submodule
 from torchslim.errors import UserError
-from torchslim.serialize.attrs import check_free, check_known, check_weights, module_attrs, tuple_attrs
+from torchslim.serialize.attrs import check_argument, check_free, check_known, check_weights, module_attrs, tuple_attrs
 from torchslim.serialize.classes import allow_module, allowed, class_key, resolve
 
 __all__ = ["allow_module", "apply_tree", "class_key", "describe", "module_attrs", "tensor_kinds"]
@@ -81,6 +81,7 @@ def _ctor_kwargs(name: str, cls: type, attrs: dict[str, Any], param_names: set[s
             kwargs["bias"] = "bias" in param_names
         elif pname in attrs:
             value = attrs[pname]
+            check_argument(name, cls, pname, value, p.annotation)
             kwargs[pname] = tuple(value) if isinstance(value, list) else value
         elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and pname != "self":
             raise UserError(f"module '{name}': cannot build {class_key(cls)}, missing '{pname}'")

@@ -135,3 +135,21 @@ def test_a_regression_metric_through_eval_fn():
     assert step.before.accuracy == pytest.approx(neg_mse(model))
     assert step.after.accuracy == pytest.approx(neg_mse(result.model))
     assert result.model[0].out_features == 8
+
+
+def test_a_run_over_dataloaders_resumes_from_its_step_checkpoints(tmp_path):
+    """The data digest reads a DataLoader's first example (DataLoaders cannot be indexed)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 1, 12, 12, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) > 0).long()
+    data = {"train": DataLoader(TensorDataset(x[:64], y[:64]), batch_size=16),
+            "test": DataLoader(TensorDataset(x[64:], y[64:]), batch_size=16)}
+    steps = ["fold.bn", ("prune.channels", {"ratio": 0.5})]
+    first = torchslim.compress(_net(), steps, data=data, measure=QUIET, progress=False, checkpoint_dir=tmp_path)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert len(saved) == 2
+    again = torchslim.compress(_net(), steps, data=data, measure=QUIET, progress=False, checkpoint_dir=tmp_path)
+    assert again.report.steps == first.report.steps  # timings included: both steps were read back
+    other = {**data, "test": DataLoader(TensorDataset(-x[64:], y[64:]), batch_size=16)}
+    torchslim.compress(_net(), steps[:1], data=other, measure=QUIET, progress=False, checkpoint_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3  # other data: a step of its own, nothing resumed

@@ -94,3 +94,4 @@ def test_compress_on_a_gpu_returns_the_model_on_the_callers_device():
     assert all(not t.is_cuda for t in result.model.state_dict().values())
     assert all(not t.is_cuda for t in model.state_dict().values())  # the caller's model was not moved
     assert result.report.steps[-1].after.accuracy == pytest.approx(evaluate(result.model, data["test"]), abs=0.05)
+

@@ -134,7 +134,8 @@ def fit(
     Dataset (TensorDataset or the user's own, with its transforms) is shuffled per epoch by a
     seeded sampler at ``batch_size``; an IterableDataset comes in its own order at ``batch_size``;
     a DataLoader is used as given (its order, batch size, workers and collate; ``batch_size``
-    and the shuffling seed do not apply). A model with BatchNorm skips a training batch of one example (and warns once).
+    and the shuffling seed do not apply; under torchrun give it a DistributedSampler, whose
+    ``set_epoch`` is called every epoch). A model with BatchNorm skips a training batch of one example (and warns once).
     The default loss checks labels: float labels, or a label outside the model's K outputs,
     are a one-line UserError; a non-finite loss stops training with one too.
 

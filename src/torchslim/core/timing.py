@@ -3,9 +3,11 @@
 Some steps keep a change only if it is measured faster here (a factorized layer, a CSR
 kernel). Every such decision goes through :func:`compare_interleaved` (bursts of one
 callable then the other, alternating, median of the per-round ratios, so both see the same
-background load) and :func:`decide`, which writes what was measured into the step details
-and honours a decision pinned in the recipe, so a rerun on another machine builds the same
-model. Hand-written because :func:`torchslim.profiler.measure_latency` times one whole model
+background load; each side first warmed up in such bursts until they settle,
+:mod:`torchslim.core.warmup`) and :func:`decide`, which writes what was measured into the step
+details, keeps the conservative choice when the measurement is unreliable (ratios that spread
+more than ``NOISY_SPREAD``, or a warm-up that did not settle) and honours a decision pinned in
+the recipe, so a rerun on another machine builds the same model. Hand-written because :func:`torchslim.profiler.measure_latency` times one whole model
 per call and costs ~10x more than a layer-level comparison needs.
 """
 

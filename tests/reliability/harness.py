@@ -30,7 +30,8 @@ class Cli:
     id: str
     args: tuple[str, ...]
     expect: str
-    files: dict[str, str | bytes] = field(default_factory=dict)
+    files: dict[str, str | bytes | Callable[[Path], Any]] = field(default_factory=dict)
+    names: str | None = None  # a file the message must name besides ``expect`` (the recipe's)
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ class Api:
     setup: Callable[[Path], Any] | None = None
 
 
-def recipe(id: str, text: str, expect: str, command: str = "validate", **files: str) -> Cli:
-    """A recipe case: ``text`` is written to ``r.yaml``; the message must also name the file."""
-    return Cli(id, (command, "{tmp}/r.yaml"), expect, {"r.yaml": text, **files})
+def recipe(id: str, text: str, expect: str, command: str = "validate", names: str | None = "r.yaml") -> Cli:
+    """A recipe case: ``text`` is written to ``r.yaml``; the message must also name ``names``
+    (the recipe file; None where the bad thing is another file, named in ``expect``)."""
+    return Cli(id, (command, "{tmp}/r.yaml"), expect, {"r.yaml": text}, names)
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -67,6 +69,9 @@ def _earlier_run(out: Path) -> None:
 
 def check_cli(case: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for name, text in case.files.items():  # bytes as they are; text with {tmp} filled in
+        if callable(text):  # "__setup__": a function that writes files of its own
+            text(tmp_path)
+            continue
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(text, bytes):
@@ -85,8 +90,8 @@ def check_cli(case: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2, f"exit code {code}, stdout {stdout!r}, stderr {stderr!r}"
     assert "Traceback" not in stderr and stderr.startswith("torchslim: error: ") and stderr.count("\n") == 1, stderr
     assert case.expect in stderr, stderr
-    if "r.yaml" in case.files:
-        assert "r.yaml" in stderr, stderr
+    if case.names:
+        assert case.names in stderr, stderr
     assert (tree_digest(out), tree_digest(tmp_path / "saved")) == before
 
 

@@ -13,6 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # harness.py, cases.py (tests use importlib mode)
 
 from cases import API_CASES, CLI_CASES, RECIPE_CASES, DataDependent  # noqa: E402
+from cases_others import OTHER_API_CASES, OTHER_CLI_CASES  # noqa: E402
 from harness import check_api, check_cli  # noqa: E402
 
 import torchslim  # noqa: E402
@@ -20,16 +21,16 @@ from torchslim.core import Context  # noqa: E402
 
 
 def test_catalogue_is_large_and_ids_unique():
-    ids = [c.id for c in RECIPE_CASES + CLI_CASES + API_CASES]
+    ids = [c.id for c in RECIPE_CASES + CLI_CASES + API_CASES + OTHER_CLI_CASES + OTHER_API_CASES]
     assert len(ids) == len(set(ids)) and len(ids) + len(WARNING_CASES) >= 60
 
 
-@pytest.mark.parametrize("case", RECIPE_CASES + CLI_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", RECIPE_CASES + CLI_CASES + OTHER_CLI_CASES, ids=lambda c: c.id)
 def test_cli_mistake_is_one_line_exit_2(case, tmp_path, capsys):
     check_cli(case, tmp_path, capsys)
 
 
-@pytest.mark.parametrize("case", API_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", API_CASES + OTHER_API_CASES, ids=lambda c: c.id)
 def test_python_mistake_is_one_line_user_error(case, tmp_path, capsys):
     check_api(case, tmp_path, capsys)
 
@@ -79,3 +80,21 @@ def test_capture_fallback_prints_no_torch_dump(capfd):
     out, err = capfd.readouterr()
     assert "torch.export could not capture DataDependent" in ctx.results[-1].warnings[0]
     assert err == "" and out == ""
+
+
+def test_a_folder_named_like_a_builtin_recipe_does_not_shadow_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # what `torchslim demo --out demo` leaves behind
+    from torchslim.cli.main import main
+
+    assert main(["validate", "demo"]) == 0
+    assert "ok (" in capsys.readouterr().out
+
+
+def test_batchnorm_last_batch_of_one_is_skipped_with_a_warning():
+    from torchslim.train import fit
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    data = torch.utils.data.TensorDataset(torch.randn(5, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1]))
+    with pytest.warns(UserWarning, match="skipping a training batch of 1 example"):
+        fit(model, data, epochs=1, batch_size=4, progress=False)

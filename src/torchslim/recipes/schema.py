@@ -247,8 +247,8 @@ def _check_checkpoint(path: str, trust_code: bool) -> None:
 
 
 def _check_model(model: ModelSection, data: DataSection | None, source: str) -> None:
-    """What ``run`` will build, checked without building it: the zoo name, the builder's import
-    and signature, the weights file, the checkpoint's spec (what it would import)."""
+    """What ``run`` will build, checked before any work: the zoo name, the builder's import and
+    signature, the weights file exists; a checkpoint is loaded (what its spec would import)."""
     from torchslim.zoo import model_info
     from torchslim.zoo.user import DATA_KWARGS, check_builder_kwargs
 

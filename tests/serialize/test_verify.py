@@ -89,6 +89,8 @@ def _set_attr(name, key, value):
     (lambda s: s["tensors"]["features.0.weight"].update(shape=[6, -1]), "shape [6, -1] is not a list of sizes"),
     (lambda s: module_entry(s, "features.0").update({"class": "torch.nn.modules.rnn.LSTM"}),
      "class torch.nn.modules.rnn.LSTM is not on torchslim's allow-list"),
+    (lambda s: module_entry(s, "features.0").update({"class": "torchslim.serialize.spec.nn.LSTM"}),
+     "class torchslim.serialize.spec.nn.LSTM is torch.nn.modules.rnn.LSTM; a spec names classes by their own path"),
     (lambda s: module_entry(s, "features.0").update({"class": "tests.serialize.user_models:Net"}),
      "tests.serialize.user_models:Net.*trust_code=True"),
 ])

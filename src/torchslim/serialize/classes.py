@@ -133,4 +133,6 @@ def resolve(key: Any, trust_code: bool) -> type[nn.Module]:
         raise UserError(f"class {key} is not on torchslim's allow-list")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise UserError(f"class {key} is not a torch.nn.Module class")
+    if class_key(cls) != key:  # an alias (torchslim.x.nn.LSTM) would reach classes the allow-list keeps out
+        raise UserError(f"class {key} is {class_key(cls)}; a spec names classes by their own path")
     return cls

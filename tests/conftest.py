@@ -16,6 +16,8 @@ SMALL_ZOO = {
     "vgg11": {"image_size": 32},
     "vgg16": {"image_size": 32},
     "mobilenetv2": {"image_size": 32, "width_mult": 0.5},
+    "mobilenetv3": {"image_size": 32, "width_mult": 0.5, "num_classes": 10},
+    "efficientnet_b0": {"image_size": 32, "width_mult": 0.5, "num_classes": 10},
     "densenet": {},
     "squeezenet": {"image_size": 32},
     "shufflenetv2": {"image_size": 32},

@@ -43,8 +43,14 @@ FAST: dict[str, dict] = {
 # on the real zoo models (<= 4 output steps, SQNR floors per model).
 SQNR_FLOOR_DB = {"quant.ptq": 0.0, "quant.qat": 0.0}
 # The ImageNet-size nets at a quarter of their width (the same topology: every stage, block and
-# layer kind) and ResNet-50 at 32x32: 1-1.5 M parameters instead of 9-25 M.
-NARROW = {"resnet50": {"width_mult": 0.25}, "vgg11": {"width_mult": 0.25}, "vgg16": {"width_mult": 0.25}}
+# layer kind) and ResNet-50 at 32x32: 1-1.5 M parameters instead of 9-25 M. The SE nets' cost is
+# per layer (capture, ONNX export, per-layer quantizers), so they are also made shallower:
+# EfficientNet-B0 at half depth (10 MBConv blocks: every stage, residual SE blocks in three) and
+# MobileNetV3 as its Small variant (11 blocks: ReLU and hardswish, with and without SE). Full
+# depth and MobileNetV3-Large run in the graph, oracle, fold and save tests (tests/conftest.py).
+NARROW = {"resnet50": {"width_mult": 0.25}, "vgg11": {"width_mult": 0.25}, "vgg16": {"width_mult": 0.25},
+          "efficientnet_b0": {"width_mult": 0.25, "depth_mult": 0.5},
+          "mobilenetv3": {"width_mult": 0.25, "variant": "small"}}
 INPUT = {"resnet50": (3, 32, 32)}
 
 

@@ -91,3 +91,39 @@ def test_capture_failure_is_a_user_error():
 
     with pytest.raises(UserError, match="torch.export"):
         build_dependency_graph(DataDependent(), (torch.randn(1, 3),))
+
+
+# Hand-counted groups: EfficientNet-B0 has 7 stage streams, 16 expanded widths (block 1 has no
+# expansion: its width is the stem's), 16 SE squeezes and the head conv; MobileNetV3-Large has
+# 6 streams (the stem's joins block 1's residual), 14 expanded widths (block 1 has none and its
+# depthwise conv ties its width to the stream), 8 SE squeezes, the head conv and the classifier's
+# hidden layer.
+SE_NETS = {"efficientnet_b0": 7 + 16 + 16 + 1, "mobilenetv3": 6 + 14 + 8 + 2}
+
+
+@pytest.mark.parametrize("name", sorted(SE_NETS))
+def test_se_gate_couples_the_expanded_channels_it_scales(name):
+    """x * gate(fc2(...)): the gate's channels are x's, so fc2's rows join the expansion group
+    (expand conv, depthwise conv, fc1 and project columns); the squeeze width is a group of its own."""
+    from torchslim.zoo.blocks import SqueezeExcitation
+
+    model = create_model(name, image_size=32, width_mult=0.5, num_classes=10).eval()
+    graph = build_dependency_graph(model, (torch.randn(1, 3, 32, 32),))
+    assert len(graph.groups) == SE_NETS[name] and all(g.exact for g in graph.groups)
+    blocks = [(n, m) for n, m in model.named_modules() if hasattr(m, "block")]
+    checked = 0
+    for block_name, block in blocks:
+        se = [(i, m) for i, m in enumerate(block.block) if isinstance(m, SqueezeExcitation)]
+        if not se:
+            continue
+        (i, module), prefix = se[0], f"{block_name}.block"
+        expanded = _group(graph, f"{prefix}.{i}.fc2")
+        assert f"{prefix}.{i - 1}.0" in expanded.producers()  # the depthwise conv
+        consumers = {s.param for s in expanded.slices if s.role == "in"}
+        assert {f"{prefix}.{i}.fc1.weight", f"{prefix}.{i + 1}.0.weight"} <= consumers
+        assert expanded.channels == module.fc2.out_channels
+        squeeze = _group(graph, f"{prefix}.{i}.fc1")
+        assert squeeze.producers() == [f"{prefix}.{i}.fc1"] and squeeze.channels == module.fc1.out_channels
+        assert {s.param for s in squeeze.slices if s.role == "in"} == {f"{prefix}.{i}.fc2.weight"}
+        checked += 1
+    assert checked == {"efficientnet_b0": 16, "mobilenetv3": 8}[name]

@@ -99,6 +99,9 @@ PARAM_COUNTS = [
     ("shufflenetv2", {}, 1_366_792),
     # torchvision's efficientnet_b0, mobilenet_v3_large, mobilenet_v3_small
     ("efficientnet_b0", {}, 5_288_548),
+    # B1 = B0's widths at depth 1.1, B2 = width 1.1, depth 1.2 (torchvision's efficientnet_b1/_b2)
+    ("efficientnet_b0", {"depth_mult": 1.1}, 7_794_184),
+    ("efficientnet_b0", {"width_mult": 1.1, "depth_mult": 1.2}, 9_109_994),
     ("mobilenetv3", {}, 5_483_032),
     ("mobilenetv3", {"variant": "small"}, 2_542_856),
 ]

@@ -75,6 +75,7 @@ def test_unknown_kwarg_names_kwarg_and_model():
         ("mobilenetv3", {"variant": "medium"}),
         ("mobilenetv3", {"image_size": 16}),
         ("efficientnet_b0", {"width_mult": 0.0}),
+        ("efficientnet_b0", {"depth_mult": "2"}),
     ],
 )
 def test_bad_values_are_user_errors(name, kwargs):

@@ -5,12 +5,16 @@ MBConv blocks (1x1 expand - kxk depthwise - squeeze-and-excitation - 1x1 linear 
 channels, the B0 stage table (Table 1 of the paper). Same layout and parameter count as
 torchvision's ``efficientnet_b0`` (5,288,548 at width 1.0); stochastic depth is left out
 (it only acts in training and has no parameters). ``width_mult`` scales every width (rounded
-to multiples of 8, as torchvision does; the head stays 4x the last stage).
+to multiples of 8, as torchvision does; the head stays 4x the last stage); ``depth_mult`` scales
+each stage's repeats (``ceil(n * depth_mult)``, the paper's depth coefficient d; 0.5 keeps every
+stage and a residual block in three of them, which the fast tests use).
 Small images (``image_size <= 64``): the stem and the first stride-2 stage (c=24) use
 stride 1, so a 32x32 input ends at 4x4 instead of 1x1, as in the zoo's MobileNetV2.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -58,7 +62,9 @@ class MBConv(nn.Module):
 class EfficientNet(nn.Module):
     """(N, C, S, S) -> (N, num_classes)."""
 
-    def __init__(self, in_channels: int, num_classes: int, width_mult: float, small: bool) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, width_mult: float, depth_mult: float, small: bool
+    ) -> None:
         super().__init__()
         in_ch = make_divisible(32 * width_mult)
         layers: list[nn.Module] = [ConvBNAct(in_channels, in_ch, 3, 1 if small else 2, nn.SiLU)]
@@ -67,7 +73,7 @@ class EfficientNet(nn.Module):
             if small and i == 1:
                 stride = 1
             stage = [MBConv(in_ch if j == 0 else out_ch, out_ch, expand, kernel, stride if j == 0 else 1)
-                     for j in range(n)]
+                     for j in range(math.ceil(n * depth_mult))]
             layers.append(nn.Sequential(*stage))
             in_ch = out_ch
         last_ch = 4 * in_ch
@@ -89,8 +95,14 @@ class EfficientNet(nn.Module):
     description="EfficientNet-B0 (MBConv, depthwise, SiLU, squeeze-and-excitation), 5,288,548 params at width 1.0",
 )
 def efficientnet_b0(
-    *, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0, image_size: int = 224
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    width_mult: float = 1.0,
+    depth_mult: float = 1.0,
+    image_size: int = 224,
 ) -> nn.Module:
     check_image_size("efficientnet_b0", image_size, minimum=32)
     width_mult = check_width_mult("efficientnet_b0", width_mult)
-    return EfficientNet(in_channels, num_classes, width_mult, small=image_size <= SMALL_IMAGE_MAX)
+    depth_mult = check_width_mult("efficientnet_b0", depth_mult, key="depth_mult")
+    return EfficientNet(in_channels, num_classes, width_mult, depth_mult, small=image_size <= SMALL_IMAGE_MAX)

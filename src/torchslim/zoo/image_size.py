@@ -16,8 +16,8 @@ def check_image_size(model: str, image_size: int, minimum: int, multiple: int = 
         raise UserError(f"model {model!r}: image_size must be a multiple of {multiple}, got {image_size}")
 
 
-def check_width_mult(model: str, width_mult: float) -> float:
-    """``width_mult`` as a float in (0, 4] (a channel-width multiplier), else a UserError."""
+def check_width_mult(model: str, width_mult: float, key: str = "width_mult") -> float:
+    """``width_mult`` as a float in (0, 4] (a width or depth multiplier named ``key``), else a UserError."""
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or not 0 < width_mult <= 4:
-        raise UserError(f"model {model!r}: width_mult must be a number in (0, 4], got {width_mult!r}")
+        raise UserError(f"model {model!r}: {key} must be a number in (0, 4], got {width_mult!r}")
     return float(width_mult)

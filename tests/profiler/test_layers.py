@@ -133,3 +133,20 @@ def test_to_dict_is_json_and_table_names_layers():
     }
     table = stats.table()
     assert "Linear" in table and "ReLU" in table
+
+
+def test_squeeze_excitation_counts_by_hand():
+    """SE (C=8 -> 2 -> 8) on a 2x8x5x5 input, with each gate the zoo nets use."""
+    from torchslim.zoo.blocks import SqueezeExcitation
+
+    n, c, s, hw = 2, 8, 2, 25
+    for act, gate in ((nn.SiLU, nn.Sigmoid), (nn.ReLU, nn.Hardsigmoid), (nn.Hardswish, nn.Hardsigmoid)):
+        stats = profile_model(SqueezeExcitation(c, s, act, gate), torch.randn(n, c, 5, 5))
+        by_name = {layer.name: layer for layer in stats.layers}
+        assert by_name["avgpool"].other_flops == {"reduction": n * c * hw}
+        assert by_name["fc1"].macs == n * c * s and by_name["fc1"].other_flops == {"bias": n * s}
+        assert by_name["act"].other_flops == {"elementwise": n * s}
+        assert by_name["fc2"].macs == n * s * c and by_name["fc2"].other_flops == {"bias": n * c}
+        assert by_name["gate"].other_flops == {"elementwise": n * c}
+        assert by_name[""].other_flops == {"elementwise": n * c * hw}  # x * scale, broadcast over H, W
+        assert stats.macs == 2 * n * c * s and stats.uncounted_ops == {}

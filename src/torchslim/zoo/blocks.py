@@ -54,10 +54,11 @@ class SqueezeExcitation(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """torchvision's initialisation: Kaiming-normal (fan_out) convs, unit BN, small-normal linears."""
+    """torchvision's MobileNet/VGG initialisation: Kaiming-normal (fan_out) convs, zero conv biases,
+    unit BN, N(0, 0.01) linears with zero bias (the zoo's MobileNetV2, VGG and the SE nets)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):

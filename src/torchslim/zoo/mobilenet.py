@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from torchslim.zoo.blocks import init_weights
 from torchslim.zoo.image_size import SMALL_IMAGE_MAX, check_image_size, check_width_mult
 from torchslim.zoo.registry import register_model
 
@@ -90,15 +91,7 @@ class MobileNetV2(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last_ch, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.avgpool(self.features(x))))

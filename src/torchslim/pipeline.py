@@ -92,7 +92,7 @@ def check_training_data(configs: Sequence[TechniqueConfig], has_data: bool, pref
         use = config.needs_eval()
         if use and not has_eval:
             raise UserError(f"{prefix}steps[{i + 1}] ({config.name}): {use} needs an accuracy evaluation "
-                            "(a 'data' section with a test split, or eval_fn)")
+                            "(data with a test split, or eval_fn)")
         if has_data:
             continue
         for path, train in nested_sections(config, TrainConfig):
@@ -114,6 +114,11 @@ def check_steps(configs: Sequence[TechniqueConfig], has_data: bool, prefix: str 
     if not allow_large:
         for i, config in enumerate(configs):
             check_limits(config, f"{prefix}steps[{i + 1}] ({config.name}): ", override)
+
+
+def _can_evaluate(data: Any, eval_fn: Callable[[nn.Module], float] | None) -> bool:
+    """Whether accuracy can be measured: an ``eval_fn``, or data with a test split."""
+    return eval_fn is not None or eval_split(data) is not None
 
 
 def check_step_layer_names(model: nn.Module | Sequence[str], configs: Sequence[TechniqueConfig],
@@ -182,10 +187,10 @@ def compress(
     step uses it, the size bounds of :mod:`torchslim.core.limits` unless ``allow_large``, every
     layer name against ``model``); each step checks its names again on the model it changes.
     """
-    # a bad step fails before out_dir is touched
-    configs = resolve_steps(steps, data is not None, model=model, has_eval=data is not None or eval_fn is not None,
+    # a bad data mapping, step or device fails before out_dir is touched
+    data = as_splits(data)
+    configs = resolve_steps(steps, data is not None, model=model, has_eval=_can_evaluate(data, eval_fn),
                             measure=measure, allow_large=allow_large)
-    data = as_splits(data)  # so does a bad data mapping or device
     if device is not None:
         resolve_device(device)
     kwargs = dict(example_inputs=example_inputs, data=data, eval_fn=eval_fn, measure=measure, seed=seed,
@@ -223,9 +228,9 @@ def run_steps(
     checked first as :func:`compress` checks them."""
     from tqdm.auto import tqdm
 
-    configs = resolve_steps(steps, data is not None, model=model, has_eval=data is not None or eval_fn is not None,
-                            measure=measure, allow_large=allow_large)
     data = as_splits(data)
+    configs = resolve_steps(steps, data is not None, model=model, has_eval=_can_evaluate(data, eval_fn),
+                            measure=measure, allow_large=allow_large)
     caller_device = model_device(model)
     run_device = caller_device if device is None else resolve_device(device)
     measure = measure or MeasureConfig()

@@ -6,6 +6,7 @@ A pattern is either an exact qualified module name / prefix (``"fc"`` matches ``
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -98,8 +99,6 @@ LAYER_KEY_FIELDS = ("decisions",)
 def layer_names_in(config: object, path: str = "") -> list[tuple[str, str, bool]]:
     """``(field path, name, is_pattern)`` for every layer name in dataclass ``config`` and the
     dataclasses nested in it (``finetune.hint_layer``)."""
-    import dataclasses
-
     found: list[tuple[str, str, bool]] = []
     for f in dataclasses.fields(config):  # type: ignore[arg-type]
         value = getattr(config, f.name)
@@ -126,6 +125,11 @@ def check_layer_names(model: nn.Module | Collection[str], config: object, where:
     """
     names = [n for n, _ in model.named_modules() if n] if isinstance(model, nn.Module) else [n for n in model if n]
     for field, name, is_pattern in layer_names_in(config):
+        if is_pattern and name.startswith("re:"):
+            try:
+                re.compile(name[3:])
+            except re.error as exc:
+                raise UserError(f"{where}field '{field}': '{name}' is not a valid regular expression ({exc})") from None
         if renamed and (name.startswith("re:") or any(name.startswith(n + ".") for n in names)):
             continue
         ok = any(_matches(n, name) for n in names) if is_pattern else name in names

@@ -77,7 +77,7 @@ def factorize_model_(model: nn.Module, config: FactorizeConfig, ctx: Context, me
                 if key not in timings:  # a layer whose rank did not change is not timed again
                     batch = config.latency_batch_size or ctx.example_inputs[0].shape[0]
                     x = torch.randn(batch, *layer.in_shape[1:], generator=torch.Generator().manual_seed(ctx.seed))
-                    timings[key] = layer_timing(layer.module, built[key], x.to(layer.module.weight.dtype),
+                    timings[key] = layer_timing(layer.module, built[key], x.to(layer.module.weight),
                                                 config.latency_threads)
                 return timings[key]
 

@@ -104,9 +104,9 @@ def sparse_linear_(model: nn.Module, config: SparseLinearConfig, ctx: Context) -
         layers[name] = {"density_pct": round(100 * density, 2), "sparse": False}
         if density > config.max_density and name not in config.decisions:
             continue
-        new = SparseLinear(layer.in_features, layer.out_features, layer.bias is not None)
+        new = SparseLinear(layer.in_features, layer.out_features, layer.bias is not None).to(layer.weight.device)
         new.load_state_dict(layer.state_dict())
-        x = torch.randn(config.batch_size, layer.in_features)
+        x = torch.randn(config.batch_size, layer.in_features).to(layer.weight)  # the layer's device and dtype
 
         def measure(layer: nn.Module = layer, new: nn.Module = new, x: torch.Tensor = x):
             with torch.inference_mode():

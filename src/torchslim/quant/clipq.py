@@ -90,13 +90,13 @@ def clip_quantize(w: torch.Tensor, clip_rate: float, bits: int) -> torch.Tensor:
         return out.reshape(w.shape)
     levels = 2**bits - 1
     lo, hi = values.min(), values.max()
-    width = (hi - lo) / levels if hi > lo else torch.ones((), dtype=torch.float64)
+    width = (hi - lo) / levels if hi > lo else torch.ones((), dtype=torch.float64, device=values.device)
     bins = ((values - lo) / width).floor().clamp(0, levels - 1).long()
-    sums = torch.zeros(levels, dtype=torch.float64).index_add_(0, bins, values)
+    sums = torch.zeros(levels, dtype=torch.float64, device=values.device).index_add_(0, bins, values)
     means = sums / torch.bincount(bins, minlength=levels).clamp(min=1)
     out[keep] = means[bins].to(out.dtype)
     # A bin mean can round to 0.0 only if its weights cancel exactly; keep zeros +0.0.
-    return torch.where(out == 0, torch.zeros((), dtype=out.dtype), out).reshape(w.shape)
+    return torch.where(out == 0, torch.zeros((), dtype=out.dtype, device=out.device), out).reshape(w.shape)
 
 
 class ClipQuantSTE(nn.Module):

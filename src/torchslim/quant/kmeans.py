@@ -109,14 +109,15 @@ class SharedWeight(nn.Module):
         return torch.where(self.mask, centroids[self.index], torch.zeros((), dtype=centroids.dtype))
 
     def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
-        return self.initial.to(weight.dtype)
+        return self.initial.to(weight)  # the weight's dtype and device
 
 
 def cluster_layer(weight: torch.Tensor, bits: int, init: str, iterations: int,
                   generator: torch.Generator | None = None) -> SharedWeight | None:
     """k-means over the layer's non-zero weights; None when it has none."""
-    mask = weight.detach() != 0
-    values = weight.detach()[mask]
+    w = weight.detach().cpu()  # 1-D k-means runs on the CPU; the parametrization moves with the model
+    mask = w != 0
+    values = w[mask]
     if values.numel() == 0:
         return None
     k = min(2**bits, int(torch.unique(values).numel()))
@@ -153,7 +154,7 @@ def kmeans_(model: nn.Module, config: KMeansConfig, ctx: Context) -> HandlerResu
         if param is None:
             continue
         before = layer.weight.detach().clone()
-        parametrize.register_parametrization(layer, "weight", param, unsafe=True)
+        parametrize.register_parametrization(layer, "weight", param.to(layer.weight.device), unsafe=True)
         err = (layer.weight.detach() - before).double().pow(2).sum().item()
         sqnr = sqnr_from_energy(before.double().pow(2).sum().item(), err)
         details[name] = {"bits": bits, "clusters": int(param.initial.numel()), "kmeans_sse": err,

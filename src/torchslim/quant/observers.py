@@ -112,7 +112,7 @@ class Observer:
             if budget <= 0:
                 return
             stride = max(1, math.ceil(x.numel() / budget))
-            kept = x[::stride].clone()
+            kept = x[::stride].to("cpu", copy=True)  # range searches run on the CPU, whatever the model's device
             self._samples.append(kept)
             self._count += kept.numel()
 

@@ -71,6 +71,9 @@ def test_order_is_honoured_for_map_style_and_the_transform_runs():
     assert torch.equal(xs, x[order] * 2 + 1) and torch.equal(ys, y[order]) and sizes == [2, 2, 1]
     fast, _, _ = _cat(TensorDataset(x, y), 2, order=order)
     assert torch.equal(fast, x[order])
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(5)).tolist()
+    shuffled, labels, _ = _cat(Pairs(x, y), 4, shuffle=True, seed=5)
+    assert torch.equal(shuffled, x[perm]) and torch.equal(labels, y[perm])
 
 
 def test_a_dataloader_keeps_its_own_batch_size_and_collate():

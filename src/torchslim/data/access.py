@@ -94,13 +94,17 @@ def _raw_batches(split: Any, batch_size: int, order: Sequence[int] | None) -> It
     yield from DataLoader(split, batch_sampler=chunks, num_workers=getattr(split, "num_workers", 0))
 
 
-def batches(split: Any, batch_size: int, *, order: Sequence[int] | None = None,
-            device: torch.device | str | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def batches(split: Any, batch_size: int, *, order: Sequence[int] | None = None, shuffle: bool = False,
+            seed: int = 0, device: torch.device | str | None = None,
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """(inputs (B, ...), labels (B, ...) or None) on ``device``.
 
-    Map-style datasets come in ``order`` (indices; default 0..N-1) in chunks of ``batch_size``;
-    a DataLoader or an IterableDataset in its own order (a DataLoader at its own batch size).
+    Map-style datasets come in ``order`` (indices; default 0..N-1, or a permutation seeded with
+    ``seed`` when ``shuffle``) in chunks of ``batch_size``; a DataLoader or an IterableDataset
+    in its own order (a DataLoader at its own batch size).
     """
+    if shuffle and order is None and not is_streamed(split):
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed)).tolist()
     for batch in _raw_batches(split, batch_size, order):
         inputs, labels = unpack(batch)
         if device is not None:

@@ -103,6 +103,8 @@ def test_as_splits_takes_a_mapping_and_names_what_is_wrong():
         as_splits({"test": TensorDataset(x, y)})
     with pytest.raises(UserError, match="data: test: expected a torch Dataset or DataLoader, got list"):
         as_splits({"train": TensorDataset(x, y), "test": [1, 2]})
+    with pytest.raises(UserError, match="data: the train split is empty"):
+        as_splits({"train": TensorDataset(x[:0], y[:0])})
     with pytest.raises(UserError, match="expected a DataSplits or a mapping"):
         as_splits(TensorDataset(x, y))
 

@@ -180,7 +180,9 @@ def as_splits(data: Any, where: str = "data") -> Any:
         if data.get(name) is not None:
             check_split(data[name], f"{where}: {name}")
     train = data["train"]
-    x, y = first_samples(train, 1)
+    if num_samples(train) == 0:
+        raise UserError(f"{where}: the train split is empty")
+    x = first_inputs(train, 1)
     num_classes = None
     if isinstance(train, TensorDataset) and len(train.tensors) > 1 and not train.tensors[1].is_floating_point():
         num_classes = int(train.tensors[1].max()) + 1
@@ -202,10 +204,3 @@ def example_split(data: Any) -> Any:
             return split
     return None
 
-
-def train_split(ctx_data: Any, step: str, purpose: str = "training data") -> Any:
-    """``data.train``, or a one-line UserError naming ``step``."""
-    split = getattr(ctx_data, "train", None)
-    if split is None:
-        raise UserError(f"{step} needs {purpose}: set 'data:' in the recipe (or data= in compress)")
-    return split

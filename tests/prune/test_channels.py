@@ -85,7 +85,7 @@ def test_ignore_keeps_output_channels():
     ({"target_macs": 0.5}, "field 'target_macs' must be a reduction factor > 1"),
     ({"target_macs": 1000.0}, "not reachable"), ({"round_to": 0}, "field 'round_to'"), ({"scope": "local"}, "scope"),
     ({"importance": "taylor"}, "needs data"), ({"ignore": ["features.9"]}, "field 'ignore': 'features.9' matches no"),
-    ({"group_ratios": {"featurs.0": 0.5}}, "field 'group_ratios': 'featurs.0' matches no layer .*features.0"),
+    ({"group_ratios": {"featurs.0": 0.5}}, "field 'group_ratios': 'featurs.0' matches no group .*features.0"),
     ({"num_batches": 0}, "field 'num_batches'"), ({"finetune": {"lrr": 1}}, "finetune: unknown field 'lrr'"),
 ])
 def test_user_errors_are_one_line(fields, match):

@@ -146,6 +146,10 @@ RECIPE_CASES = [
            "field 'exclude': 'features.9' matches no layer"),
     recipe("codec-path-is-dir", step("codec.encode: {path: '{tmp}'}"), "field 'path': '"),
     recipe("codec-index-bits", step("codec.encode: {index_bits: 17}"), "must be in 1..16"),
+    recipe("kmeans-layer-bits-typo", step("quant.kmeans: {layer_bits: {features.9: 4}, finetune: {epochs: 0}}"),
+           "field 'layer_bits': 'features.9' matches no layer"),
+    recipe("codec-path-unwritable", step("codec.encode: {path: /proc/torchslim-test.tsc}"),
+           "step 1 (codec.encode): field 'path': cannot write '/proc/torchslim-test.tsc'", "run", None),
     recipe("kmeans-include-typo", step("quant.kmeans: {include: [re:conv.*], finetune: {epochs: 0}}"),
            "field 'include': 're:conv.*' matches no layer"),
     # measure and eval

@@ -38,7 +38,8 @@ def _fields(cls: type, prefix: str = "") -> list[tuple[str, str, object]]:
 def _layer_shaped(name: str, tp: object) -> bool:
     """A field that looks like it names layers: its name, and strings in its annotation."""
     named = name in ("include", "exclude", "ignore", "decisions") or name.endswith(("_layer", "_layers"))
-    return named and "str" in str(tp)
+    keyed = name.startswith("layer_") and "dict[str" in str(tp)  # layer_bits: {layer: bits}
+    return (named or keyed) and "str" in str(tp)
 
 
 @pytest.mark.parametrize("technique", REGISTRY.names())

@@ -98,7 +98,12 @@ def encode_(model: nn.Module, config: EncodeConfig, ctx: Context) -> HandlerResu
         _, stats, overhead = encode_bytes(model, **kwargs)
         warnings.append("no 'path' and no output directory: sizes computed, file not written")
     else:
-        path, stats, overhead = write_model(model, path, **kwargs)
+        try:
+            path, stats, overhead = write_model(model, path, **kwargs)
+        except OSError as exc:  # what no check before can foresee: a special file system, a full disk
+            what = "field 'path'" if config.path else "output file"
+            raise UserError(f"{what}: cannot write '{path}' "
+                            f"({exc.strerror or exc})") from None
     encode_seconds = time.perf_counter() - start
     summary = summarize(stats, overhead, dense_fp32_bytes(model))
     summary.update(path=None if path is None else str(path), encode_seconds=round(encode_seconds, 3))

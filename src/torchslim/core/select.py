@@ -38,11 +38,11 @@ class LayerFilter:
         return self.predicate is None or self.predicate(name, module)
 
 
-def unknown_name_error(field: str, name: str, known: Collection[str]) -> UserError:
+def unknown_name_error(field: str, name: str, known: Collection[str], kind: str = "layer") -> UserError:
     """``field 'include': 'layer1.0.cnv1' matches no layer (close matches: layer1.0.conv1)``."""
     close = difflib.get_close_matches(name.removeprefix("re:"), sorted(known), n=3, cutoff=0.6)
-    hint = f"close matches: {', '.join(close)}" if close else f"{len(known)} layers, e.g. {', '.join(sorted(known)[:3])}"
-    return UserError(f"field '{field}': '{name}' matches no layer ({hint})")
+    hint = f"close matches: {', '.join(close)}" if close else f"{len(known)} {kind}s, e.g. {', '.join(sorted(known)[:3])}"
+    return UserError(f"field '{field}': '{name}' matches no {kind} ({hint})")
 
 
 def check_patterns(model: nn.Module, patterns: Sequence[str], field: str) -> None:
@@ -90,10 +90,10 @@ def layer_classes(kinds: Sequence[str]) -> tuple[type[nn.Module], ...]:
 # Config fields that name layers, in every technique and nested section (the registry test
 # checks that every field of a layer-naming shape is listed here): lists of names or ``re:``
 # patterns; single module names (a distillation tap may end in ``:input``); mappings keyed by
-# layer name (pinned timing decisions).
+# layer name (pinned timing decisions, per-layer bits / sparsity).
 LAYER_LIST_FIELDS = ("include", "exclude", "ignore")
 LAYER_FIELDS = ("hint_layer", "guided_layer", "feature_layer", "student_feature_layer")
-LAYER_KEY_FIELDS = ("decisions",)
+LAYER_KEY_FIELDS = ("decisions", "layer_bits", "layer_quality", "layer_sparsity")
 
 
 def layer_names_in(config: object, path: str = "") -> list[tuple[str, str, bool]]:

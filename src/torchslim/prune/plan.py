@@ -80,7 +80,7 @@ def check_group_ratios(graph: DependencyGraph, groups: list[Group], group_ratios
     warnings = []
     for name in group_ratios:
         if name not in known:
-            raise unknown_name_error("group_ratios", name, known)
+            raise unknown_name_error("group_ratios", name, known, kind="group")
         if name not in chosen:
             warnings.append(f"group_ratios: group '{name}' is not pruned (ignored, inexact or a single channel)")
     return warnings

@@ -27,10 +27,12 @@ from torchslim.core.device import resolve_device
 from torchslim.core.digest import data_digest, model_digest
 from torchslim.core.limits import check_limits
 from torchslim.core.numerics import output_error
+from torchslim.core.progress import Progress, format_seconds, note
 from torchslim.core.registry import config_for, techniques
 from torchslim.core.select import check_layer_names
 from torchslim.data.access import as_splits, eval_split, example_split, first_inputs
 from torchslim.errors import UserError
+from torchslim.profiler.preprocessing import data_preprocessing
 from torchslim.profiler.snapshot import MeasureConfig, run_eval, snapshot
 from torchslim.report.schema import RunReport, StepReport
 from torchslim.serialize.classes import class_key, is_user_key
@@ -226,8 +228,6 @@ def run_steps(
     """:func:`compress` without its output-folder handling: the caller owns ``out_dir`` (locked,
     reports written by the caller, as ``torchslim run`` does); the steps are
     checked first as :func:`compress` checks them."""
-    from tqdm.auto import tqdm
-
     data = as_splits(data)
     configs = resolve_steps(steps, data is not None, model=model, has_eval=_can_evaluate(data, eval_fn),
                             measure=measure, allow_large=allow_large)
@@ -263,6 +263,7 @@ def run_steps(
         machine=machine_info(measure.threads),
         initial=initial,
         data=None if data is None else {"name": getattr(data, "name", None)},
+        preprocessing=data_preprocessing(data),
         torchslim_version=_version(),
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
@@ -270,14 +271,23 @@ def run_steps(
     start_key = None if checkpoint_dir is None else _start_key(model, data, measure, seed, run_key)
     # A saved step may import user classes only when the caller's model already uses some.
     user_code = any(is_user_key(class_key(type(m))) for m in model.modules())
-    for index, config in enumerate(tqdm(configs, desc="compress", disable=not progress or not configs)):
+    steps_done: Progress | None = None  # created at the first step run here: resumed ones are not timed
+    resumed_steps: list[int] = []
+    for index, config in enumerate(configs):
         saved = None if start_key is None else _step_dir(Path(checkpoint_dir), start_key, configs, index)
         resumed = _load_step(saved, user_code) if saved is not None else None
         if resumed is not None:
             work, step = resumed[0].to(run_device), resumed[1]
             report.steps.append(step)
             before = step.after
+            resumed_steps.append(index + 1)
             continue
+        if resumed_steps:
+            note(_resumed_text(resumed_steps, checkpoint_dir), progress)
+            resumed_steps = []
+        if steps_done is None:
+            steps_done = Progress(len(configs), "compress", enabled=progress, initial=index, bar=False)
+        note(f"step {index + 1}/{len(configs)}: {config.name}", progress)
         technique = techniques().get(config.name)
         reference = run_eval(work, numerics_batch)
         torch.manual_seed(seed + index)
@@ -299,7 +309,16 @@ def run_steps(
         if saved is not None:
             _save_step(work, step, saved)
         before = after
+        steps_done.update()
+        steps_done.line(f"{config.name} done in {format_seconds(seconds)}")
+    if resumed_steps:
+        note(_resumed_text(resumed_steps, checkpoint_dir), progress)
     return CompressResult(work.to(caller_device), report)
+
+
+def _resumed_text(indices: list[int], folder: str | os.PathLike | None) -> str:
+    which = f"step {indices[0]}" if len(indices) == 1 else f"steps {indices[0]}-{indices[-1]}"
+    return f"{which} resumed from {folder}"
 
 
 def _start_key(model: nn.Module, data: Any, measure: MeasureConfig, seed: int, run_key: str) -> str:

@@ -128,11 +128,14 @@ def _summary(report) -> str:  # noqa: ANN001 - RunReport, imported lazily
 def cmd_run(args: argparse.Namespace) -> int:
     from torchslim.recipes.runner import run_recipe
     from torchslim.recipes.schema import load_recipe
+    from torchslim.report.summary import headline
 
     recipe = load_recipe(args.recipe, tuple(args.overrides))
-    report = run_recipe(recipe, args.out, progress=not args.no_progress)
-    print(_summary(report))
-    print(f"\nwrote {args.out}/report.json, report.md, accuracy_vs_*.png, model/, model.onnx")
+    report = run_recipe(recipe, args.out, progress=not args.quiet)
+    if not args.quiet:
+        print(_summary(report))
+        print(f"\nwrote {args.out}/report.json, report.md, report.html, plots, model/, model.onnx")
+    print(headline(report))
     return 0
 
 
@@ -175,6 +178,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def _quiet_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress or notes on stderr; print only the one-line summary")
+    p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)  # old name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchslim", description="Make trained PyTorch models smaller and faster.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -200,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=1")
         if name == "run":
             p.add_argument("--out", required=True, help="output directory")
-            p.add_argument("--no-progress", action="store_true")
+            _quiet_flag(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("ls", parents=[common], help="list techniques, models or datasets")
@@ -209,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="train LeNet-5 on bundled MNIST-5k and run the demo recipe")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--no-progress", action="store_true")
+    _quiet_flag(p)
     p.set_defaults(func=cmd_demo, overrides=[])
     return parser
 

@@ -12,10 +12,11 @@ example so 0/1 specialisation cannot pin the batch.
 
 Provenance: every file says which exporter wrote it, in its ``metadata_props``
 (``torchslim.exporter``: torchscript | dynamo; ``torchslim.exporter_fallback``: why the
-TorchScript exporter failed, when it did; ``torchslim.version``), read back with
-:func:`onnx_provenance`. Only a ``RuntimeError`` of the TorchScript exporter (what it raises
-for an unsupported op or a failed trace, ``torch.onnx.OnnxExporterError`` included) falls
-back; anything else is a bug and propagates.
+TorchScript exporter failed, when it did; ``torchslim.version``; ``torchslim.preprocessing``:
+the input's pixel scale, mean, std and layout as JSON, when given), read back with
+:func:`onnx_provenance` and :func:`onnx_preprocessing`. Only a ``RuntimeError`` of the
+TorchScript exporter (what it raises for an unsupported op or a failed trace,
+``torch.onnx.OnnxExporterError`` included) falls back; anything else is a bug and propagates.
 
 Hand-written: the atomic write (temp file in the target folder + ``os.replace``) and the
 silencing of the exporters' warnings, prints and C++ messages (fd-level redirect).
@@ -26,11 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ from torch import nn
 
 from torchslim.core.context import as_input_tuple
 from torchslim.core.modules import evaluating
+from torchslim.errors import UserError
 from torchslim.profiler.analyze import Inputs, run_checked
+from torchslim.profiler.preprocessing import WithPreprocessing, check_preprocessing
 
 OPSET = 17
 _META_PREFIX = "torchslim."  # metadata_props keys written by export_onnx
@@ -140,6 +144,8 @@ def export_onnx(
     path: str | os.PathLike[str],
     *,
     dynamic_batch: bool = True,
+    preprocessing: Mapping[str, Any] | None = None,
+    include_preprocessing: bool = False,
 ) -> Path:
     """Export ``model`` (in eval mode) to one ONNX file at ``path``; returns the path.
 
@@ -147,8 +153,23 @@ def export_onnx(
     file serves any batch size. The write is atomic: a reader sees the old file or the
     complete new one; its metadata names the exporter that wrote it (:func:`onnx_provenance`).
     The exporters' chatter is suppressed; on failure it is attached to the exception as a note.
+
+    ``preprocessing`` (:func:`~torchslim.profiler.preprocessing.data_preprocessing`: pixel_scale,
+    mean, std, layout NCHW) is recorded in the file's metadata (:func:`onnx_preprocessing`). With
+    ``include_preprocessing`` it is also folded into the graph: the file takes raw pixels (e.g.
+    0..255, float32, NCHW) and ``example_inputs`` are the standardised inputs the model takes.
     """
     inputs = as_input_tuple(example_inputs)
+    stamp: dict[str, str] = {}
+    if preprocessing is not None or include_preprocessing:
+        if preprocessing is None:
+            raise UserError("export_onnx: include_preprocessing=True needs the preprocessing constants "
+                            "(preprocessing=data_preprocessing(data))")
+        pre = check_preprocessing(preprocessing)
+        stamp["preprocessing"] = json.dumps({**pre, "in_graph": include_preprocessing}, sort_keys=True)
+        if include_preprocessing:
+            model = WithPreprocessing(model, pre)
+            inputs = (_raw(inputs[0], pre), *inputs[1:])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -160,7 +181,7 @@ def export_onnx(
                 names = _names(inputs, run_checked(model, inputs))
             with _silenced(log):
                 provenance = _export_either(model, inputs, tmp, names, dynamic_batch)
-        _stamp(tmp, provenance)
+        _stamp(tmp, {**provenance, **stamp})
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -169,6 +190,13 @@ def export_onnx(
             error.add_note("exporter output:\n" + log.getvalue()[-4000:])
         raise
     return path
+
+
+def _raw(standardised: torch.Tensor, pre: Mapping[str, Any]) -> torch.Tensor:
+    """Raw pixels that standardise to ``standardised`` (an example input for tracing)."""
+    shape = (1, -1) + (1,) * (standardised.dim() - 2)
+    mean, std = (torch.tensor(pre[k], dtype=standardised.dtype).view(shape) for k in ("mean", "std"))
+    return (standardised * std + mean) / pre["pixel_scale"]
 
 
 def _export_either(model: nn.Module, inputs: tuple[Any, ...], path: str, names: tuple[list[str], list[str]],
@@ -216,6 +244,13 @@ def onnx_provenance(path: str | os.PathLike[str]) -> dict[str, str]:
 
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key.removeprefix(_META_PREFIX): p.value for p in proto.metadata_props if p.key.startswith(_META_PREFIX)}
+
+
+def onnx_preprocessing(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The preprocessing :func:`export_onnx` recorded in the file (pixel_scale, mean, std, layout,
+    ..., and ``in_graph``: True when the file takes raw pixels), or None when none was recorded."""
+    text = onnx_provenance(path).get("preprocessing")
+    return None if text is None else json.loads(text)
 
 
 def onnx_session(path_or_bytes: str | os.PathLike[str] | bytes, threads: int | None = None,

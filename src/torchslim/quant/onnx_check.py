@@ -59,10 +59,11 @@ def export_and_check(model: nn.Module, ctx: Context, filename: str) -> tuple[dic
 
     Returns (step details, step warnings)."""
     from torchslim.profiler import export_onnx, onnx_provenance, onnx_session
+    from torchslim.profiler.preprocessing import data_preprocessing
 
     with tempfile.TemporaryDirectory(prefix="torchslim-quant-") as folder:
         path = Path(ctx.out_dir or folder) / filename
-        export_onnx(model, ctx.example_inputs, path)
+        export_onnx(model, ctx.example_inputs, path, preprocessing=data_preprocessing(ctx.data))
         provenance = onnx_provenance(path)
         ops = optimized_op_counts(path)
         session = onnx_session(path, threads=1)

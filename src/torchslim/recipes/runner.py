@@ -1,7 +1,8 @@
 """Run a validated recipe: build the model and data, train if asked (cached), compress, write outputs.
 
-Outputs in ``out_dir``: ``report.json``, ``report.md``, ``accuracy_vs_*.png``, the final model
-as ``model/`` (spec.json + model.safetensors) and ``model.onnx``. A trained starting model is
+Outputs in ``out_dir``: ``report.json``, ``report.md``, ``report.html``, the plots, the final
+model as ``model/`` (spec.json + model.safetensors), ``model.onnx`` (standardised inputs, the
+preprocessing in its metadata) and ``model_raw_input.onnx`` (raw pixels, preprocessing in the graph). A trained starting model is
 cached in ``out_dir/checkpoints/<key>/``, keyed by the model, data, training and seed, and reused;
 an interrupted training resumes from its last finished epoch, and an interrupted compression
 from its last finished step (``out_dir/checkpoints/steps/``).
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from torchslim.core.device import resolve_device
+from torchslim.core.progress import note
 from torchslim.data.access import example_split, first_inputs
 from torchslim.errors import UserError
 from torchslim.recipes.schema import Recipe
@@ -104,6 +106,7 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
     label = (recipe.model.name or recipe.model.builder or "model").replace(":", "_")
     cache = out_dir / "checkpoints" / f"{label}-{_cache_key(recipe)}"
     if (cache / "spec.json").is_file():
+        note(f"reusing trained model from {cache}", progress)
         return load(cache, trust_code=bool(recipe.model.builder))  # the builder's own classes, imported already
     from torchslim.train import fit
 
@@ -159,6 +162,10 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
     if recipe.model.builder:
         result.report.model["builder"] = {"path": recipe.model.builder, "kwargs": builder_kwargs(recipe, data)}
     write_report(result.report, out)
-    save(result.model, out / "model", metadata={"input_shape": list(example[0].shape[1:])})
-    export_onnx(result.model, example, out / "model.onnx")
+    pre = result.report.preprocessing
+    save(result.model, out / "model", metadata={"input_shape": list(example[0].shape[1:]), "preprocessing": pre})
+    export_onnx(result.model, example, out / "model.onnx", preprocessing=pre)
+    if pre is not None:  # the same model taking raw pixels (e.g. 0..255): nothing to standardise outside
+        export_onnx(result.model, example, out / "model_raw_input.onnx", preprocessing=pre,
+                    include_preprocessing=True)
     return result.report

@@ -102,6 +102,8 @@ class RunReport:
     initial: Snapshot
     steps: list[StepReport] = field(default_factory=list)
     data: dict[str, Any] | None = None
+    # What the model's inputs are: (x_raw * pixel_scale - mean[c]) / std[c], layout NCHW (None: unknown).
+    preprocessing: dict[str, Any] | None = None
     torchslim_version: str = ""
     created_utc: str = ""
     schema_version: int = SCHEMA_VERSION

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from torchslim.core.progress import Progress, note
 from torchslim.data.access import batches, check_split, is_streamed, num_batches, num_samples
 from torchslim.errors import UserError
 from torchslim.train.checkpoint import load_checkpoint, save_checkpoint
@@ -100,12 +100,6 @@ def _epoch_order(sampler: DistributedSampler, batch_size: int, drop_single: bool
     """This epoch's example indices, without a dropped single last example."""
     order = list(sampler)
     return order[:_kept(len(order), batch_size, drop_single)]
-
-
-def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    from tqdm import tqdm  # lazy: only needed when a bar is shown
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=True, dynamic_ncols=True)
 
 
 def fit(
@@ -189,7 +183,11 @@ def fit(
         )
         history = TrainHistory.from_dict(saved)
     net: nn.Module = DistributedDataParallel(model) if world_size > 1 else model
-    show = progress and rank == 0 and sys.stderr.isatty()
+    show = progress and rank == 0
+    if start_epoch:
+        note(f"training: resuming after epoch {start_epoch}/{epochs} from {checkpoint_path}", show)
+    # One line per epoch (loss, val accuracy, elapsed, time left); a bar per epoch on a terminal.
+    epoch_lines = Progress(epochs, "epoch", enabled=show, initial=start_epoch, bar=False)
     modes = [(m, m.training) for m in model.modules()]
 
     step = start_epoch * (epoch_steps or 0)  # unknown length: steps count from the resumed epoch
@@ -198,7 +196,7 @@ def fit(
             started = time.perf_counter()
             model.train()
             loss_sum, seen = 0.0, 0
-            bar = _progress_bar(epoch_steps, f"epoch {epoch + 1}/{epochs}", show)
+            bar = Progress(epoch_steps, f"epoch {epoch + 1}/{epochs}", enabled=show, unit="step")
             if sampler is not None:
                 sampler.set_epoch(epoch)
                 epoch_batches = batches(train_data, batch_size, device=device,
@@ -234,13 +232,10 @@ def fit(
                 step += 1
                 loss_sum += loss_value * len(inputs)
                 seen += len(inputs)
-                bar.set_postfix(
-                    loss=f"{loss_value:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False
-                )
-                bar.update()
+                bar.update(loss=f"{loss_value:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             if not per_step:
                 sched.step()
-            bar.close()
+            bar.close(finished=False)  # the epoch line below replaces it
             loss_sum, seen = sum_across([loss_sum, float(seen)], world_size)
             if seen == 0:
                 raise UserError("fit: no batch of 2 or more examples to train on (BatchNorm needs 2 per batch)")
@@ -248,6 +243,9 @@ def fit(
             if val_data is not None:
                 history.val_accuracy.append(evaluate(model, val_data))
             history.epoch_seconds.append(time.perf_counter() - started)
+            epoch_lines.update()
+            val = f", val acc {100 * history.val_accuracy[-1]:.2f}%" if val_data is not None else ""
+            epoch_lines.line(f"loss {history.train_loss[-1]:.4f}{val}")
             if checkpoint_path is not None:
                 if rank == 0:
                     save_checkpoint(

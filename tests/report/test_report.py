@@ -24,7 +24,7 @@ def test_written_outputs(tmp_path):
     paths = write_report(_report(), tmp_path)
     names = sorted(p.name for p in paths)
     assert names == ["accuracy_vs_latency.png", "accuracy_vs_macs.png", "accuracy_vs_size.png",
-                     "report.json", "report.md"]
+                     "report.html", "report.json", "report.md"]
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["schema_version"] == 2
     assert data["steps"][0]["sqnr_db"] is None  # inf is not JSON; written as null
@@ -38,7 +38,8 @@ def test_markdown_has_one_row_per_state():
     md = render_markdown(_report())
     assert "| original | 1 k | 2 k | 4 KiB | 2.000 | 90.00% |" in md
     assert "| after fold.bn | 800 | 2 k | 3 KiB | 1.000 | 89.50% |" in md
-    assert "step 1 (`fold.bn`): w1" in md
+    assert "- warning: w1" in md.split("### Step 1: `fold.bn`")[1]
+    assert "steps with warnings (listed under each step above): 1 (`fold.bn`, 1)" in md
 
 
 def test_step_markdown_details_and_compressed_file_size_are_rendered():

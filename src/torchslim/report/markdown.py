@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from torchslim.report.details import details_markdown
 from torchslim.report.schema import RunReport, Snapshot
 
 
@@ -65,15 +66,18 @@ def render_markdown(report: RunReport) -> str:
         lines.append(f"| {step.index} | `{step.technique}` | {step.seconds:.3f} | {step.max_abs_error:.3g} | "
                      f"{sqnr} | {len(step.warnings)} |")
     for step in report.steps:
+        lines += ["", f"### Step {step.index}: `{step.technique}`", ""]
+        lines += details_markdown(step) or ["- (no details recorded)"]
         if isinstance(step.details.get("markdown"), str):
-            lines += ["", f"### Step {step.index}: `{step.technique}`", "", step.details["markdown"].strip()]
+            lines += ["", step.details["markdown"].strip()]
     lines += ["", "## Summary (original / final; > 1 is smaller or faster)", ""]
     lines += [f"- {key}: {value}" for key, value in report.summary().items()]
-    warnings = [(s.index, s.technique, w) for s in report.steps for w in s.warnings]
+    warned = [f"{s.index} (`{s.technique}`, {len(s.warnings)})" for s in report.steps if s.warnings]
     uncounted = report.final.uncounted_ops
-    if warnings or uncounted:
+    if warned or uncounted:
         lines += ["", "## Warnings", ""]
-        lines += [f"- step {i} (`{t}`): {w}" for i, t, w in warnings]
+        if warned:
+            lines.append("- steps with warnings (listed under each step above): " + ", ".join(warned))
         if uncounted:
             lines.append("- ops without a FLOP formula (not counted): "
                          + ", ".join(f"`{k}` x{v}" for k, v in sorted(uncounted.items())))

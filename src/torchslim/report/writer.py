@@ -1,4 +1,4 @@
-"""Write a run's outputs: report.json (canonical), report.md and the plots, atomically."""
+"""Write a run's outputs: report.json (canonical), report.md, report.html and the plots, atomically."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from torchslim.core.atomic import write_text_atomic
+from torchslim.report.html import render_html
 from torchslim.report.markdown import render_markdown
-from torchslim.report.plots import write_plots
+from torchslim.report.plots import close, figures, svg_text, write_plots
 from torchslim.report.schema import RunReport
 
 
@@ -32,6 +33,13 @@ def write_report(report: RunReport, out_dir: str | os.PathLike, plots: bool = Tr
         write_text_atomic(out / "report.json", json.dumps(_finite(report.to_dict()), indent=2, allow_nan=False)),
         write_text_atomic(out / "report.md", render_markdown(report)),
     ]
+    svgs: dict[str, str] = {}
     if plots:
-        paths += write_plots(report, out)
+        figs = figures(report)
+        try:
+            paths += write_plots(report, out, figs)
+            svgs = {name: svg_text(fig) for name, fig in figs.items()}
+        finally:
+            close(figs)
+    paths.append(write_text_atomic(out / "report.html", render_html(report, svgs)))
     return paths

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 
 import pytest
@@ -244,19 +245,21 @@ def test_progress_bar_shows_loss_and_lr_on_a_terminal(monkeypatch, progress):
     monkeypatch.setattr(sys, "stderr", terminal)
     fit(_mlp(), _toy(), epochs=1, batch_size=30, progress=progress)
     shown = terminal.getvalue()
-    if progress:
-        assert "epoch 1/1" in shown and "2/2" in shown and "loss=" in shown and "lr=" in shown
+    if progress:  # a bar while the epoch runs (tqdm redraws at most every 0.1 s), then the epoch line
+        assert "epoch 1/1:" in shown and "0/2" in shown and "step/s" in shown
+        assert re.search(r"\repoch 1/1, [0-9.]+ s: loss [0-9.]+\n$", shown)
     else:
         assert shown == ""
 
 
-def test_modes_restored_and_no_bar_without_tty(capsys):
+def test_modes_restored_and_one_plain_line_per_epoch_without_tty(capsys):
     model = _mlp(dropout=0.5)
     model[2].eval()  # a caller's frozen submodule stays as it was
     fit(model, _toy(), epochs=1, progress=True)
     assert model.training and not model[2].training
     captured = capsys.readouterr()
-    assert captured.err == "" and captured.out == ""
+    assert captured.out == "" and "\r" not in captured.err
+    assert re.fullmatch(r"epoch 1/1, [0-9.]+ s: loss [0-9.]+\n", captured.err)
 
 
 @pytest.mark.parametrize(

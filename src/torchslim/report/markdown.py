@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torchslim.report.details import details_markdown
+from torchslim.report.paid import paid_table
 from torchslim.report.schema import RunReport, Snapshot
 
 
@@ -60,6 +61,9 @@ def render_markdown(report: RunReport) -> str:
         _row(report.initial, points, files),
     ]
     lines += [_row(step.after, points, files) for step in report.steps]
+    if report.steps:
+        lines += ["", "## What each step paid (factors against the state before it; > 1 is smaller or faster)", ""]
+        lines += paid_table(report.steps, report.initial)
     lines += ["", "## Steps", "", "| # | technique | seconds | max abs error | SQNR dB | warnings |", "|---|---|---|---|---|---|"]
     for step in report.steps:
         sqnr = "exact (no change)" if step.sqnr_db is None else f"{step.sqnr_db:.1f}"

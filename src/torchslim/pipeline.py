@@ -183,7 +183,7 @@ def compress(
 
     ``out_dir``: checked writable and locked against a concurrent run before any work (see
     :mod:`torchslim.core.outdir`); steps that write files (``codec.encode``, ``quant.ptq``) write
-    there, and so do ``report.json``, ``report.md`` and the plots, as ``torchslim run`` writes them.
+    there, and so do ``report.json``, ``report.md``, ``report.html`` and the plots, as ``torchslim run`` writes them.
 
     Before any work the steps are checked as a recipe's are (:func:`resolve_steps`: data where a
     step uses it, the size bounds of :mod:`torchslim.core.limits` unless ``allow_large``, every

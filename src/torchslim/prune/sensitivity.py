@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from torchslim.core.context import Context
+from torchslim.core.progress import Progress
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.errors import UserError
 from torchslim.prune.channels import plan_and_remove_
@@ -83,6 +84,7 @@ def sensitivity_rows(model: nn.Module, config: SensitivityConfig, ctx: Context) 
     baseline = float(ctx.eval_fn(model))
     macs = graph.macs()
     rows = []
+    scan = Progress(len(groups) * len(config.ratios), "sensitivity scan", enabled=ctx.progress, unit="row")
     for g in groups:
         for r in config.ratios:
             if g.exact and any(s.role == "in" for s in g.slices):
@@ -97,6 +99,8 @@ def sensitivity_rows(model: nn.Module, config: SensitivityConfig, ctx: Context) 
                 macs_after = plan_and_remove_(work, one, ctx, graph=graph, scores=scores).macs_after
                 acc = float(ctx.eval_fn(work))
             rows.append(SensitivityRow(g.name, g.channels, r, acc, 100.0 * (baseline - acc), macs / max(macs_after, 1)))
+            scan.update()
+    scan.close()
     return rows
 
 

@@ -8,6 +8,7 @@ import yaml
 
 from torchslim.cli.main import main
 from torchslim.profiler.onnx_export import onnx_preprocessing
+from torchslim.serialize.store import read_spec
 
 RECIPE = {
     "model": {"name": "zoo:lenet5", "kwargs": {"batch_norm": True}},
@@ -46,5 +47,6 @@ def test_run_logs_progress_resumes_with_notes_and_quiet_prints_one_line(tmp_path
     report = json.loads((out / "report.json").read_text())
     pre = report["preprocessing"]
     assert pre["pixel_scale"] == 1 / 255 and pre["layout"] == "NCHW" and len(pre["mean"]) == 1
+    assert read_spec(out / "model")["metadata"]["preprocessing"] == pre
     assert onnx_preprocessing(out / "model.onnx") == {**pre, "in_graph": False}
     assert onnx_preprocessing(out / "model_raw_input.onnx") == {**pre, "in_graph": True}

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="all", choices=("techniques", "models", "datasets", "all"))
     p.set_defaults(func=cmd_ls)
 
-    p = sub.add_parser("demo", parents=[common], help="train LeNet-5 on bundled MNIST-5k and run the demo recipe")
+    p = sub.add_parser("demo", parents=[common], help="train a small VGG-11 on bundled MNIST-5k and run the demo recipe")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     _quiet_flag(p)
     p.set_defaults(func=cmd_demo, overrides=[])

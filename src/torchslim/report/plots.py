@@ -19,7 +19,6 @@ builds the figures once; PNG files and the SVG embedded in report.html are both 
 from __future__ import annotations
 
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,19 +85,23 @@ def accuracy_limits(report: RunReport) -> tuple[float, float] | None:
     return max(low - pad, 0.0), min(high + pad, 100.0)
 
 
-def _log_if_wide(ax: Any, values: list[float], axis: str = "x") -> None:
+def _log_if_wide(ax: Any, values: list[float]) -> None:
+    """A log x axis when the values span more than LOG_SPAN, ticks as plain numbers (30, 100, 300)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     positive = [v for v in values if v and v > 0]
     if positive and max(positive) / min(positive) > LOG_SPAN:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _draw(ax: Any, pts: list[tuple[Point, float]], limits: tuple[float, float] | None) -> list[Any]:
-    """Scatter numbered points; returns legend handles (one per point)."""
+    """Scatter numbered points (x scale chosen here); returns legend handles (one per point)."""
     handles = []
     colors = {"state": "#1f77b4", "final": "#d62728", "artefact": "#2ca02c"}
-    labels: dict[tuple[int, int], list[tuple[str, float, float, str]]] = {}
-    xs = [x for _, x in pts]
-    ys = [_acc(p) or 0.0 for p, _ in pts] if limits is None else list(limits)
+    labels: list[tuple[str, float, float, str]] = []
     last_state = max((int(p.number) for p, _ in pts if not p.artefact), default=0)
     for point, x in pts:
         acc = _acc(point)
@@ -112,7 +115,7 @@ def _draw(ax: Any, pts: list[tuple[Point, float]], limits: tuple[float, float] |
         size = 14 if point.artefact else 9
         (h,) = ax.plot([x], [y], marker=marker, markersize=size, markerfacecolor=face,
                        markeredgecolor=colors[kind], linestyle="none", clip_on=False, zorder=3)
-        labels.setdefault(_bin(x, y, xs, ys), []).append((point.number, x, y, colors[kind]))
+        labels.append((point.number, x, y, colors[kind]))
         acc_text = "" if acc is None else f", {acc:.1f}%" + (" (off axis)" if off_axis else "")
         h.set_label(f"{point.number}: {point.label}{acc_text}")
         handles.append(h)
@@ -121,28 +124,33 @@ def _draw(ax: Any, pts: list[tuple[Point, float]], limits: tuple[float, float] |
         ax.axvline(original[1], color="#999999", linestyle=":", linewidth=1, zorder=1)
         if _acc(original[0]) is not None:
             ax.axhline(_acc(original[0]), color="#999999", linestyle=":", linewidth=1, zorder=1)
-    # Points that (nearly) coincide get one label "2,3,4" instead of numbers printed over each other.
-    for group in labels.values():
+    if limits is not None:
+        ax.set_ylim(*limits)
+    _log_if_wide(ax, [x for _, x in pts])
+    ax.grid(alpha=0.3, which="both")
+    # Points closer than a label's size on screen get one label "2,3,4" instead of numbers printed
+    # over each other (the axes' limits and scales are final here, so display positions are too).
+    ax.autoscale_view()
+    for group in _clusters(ax, labels):
         _, x, y, color = group[0]
         ax.annotate(",".join(n for n, *_ in group), (x, y), textcoords="offset points", xytext=(0, 7),
                     ha="center", fontsize=8, color=color, zorder=4)
-    if limits is not None:
-        ax.set_ylim(*limits)
-    ax.grid(alpha=0.3, which="both")
     return handles
 
 
-def _bin(x: float, y: float, xs: list[float], ys: list[float]) -> tuple[int, int]:
-    """A cell about 3% of the axis wide (log-spaced in x when the x values are wide apart)."""
-    positive = [v for v in xs if v > 0]
-    wide = positive and x > 0 and max(positive) / min(positive) > LOG_SPAN
-    if wide:
-        lo, hi = math.log10(min(positive)), math.log10(max(positive))
-        fx = (math.log10(x) - lo) / ((hi - lo) or 1.0)
-    else:
-        fx = (x - min(xs)) / ((max(xs) - min(xs)) or 1.0)
-    fy = (y - min(ys)) / ((max(ys) - min(ys)) or 1.0)
-    return round(fx * 30), round(fy * 30)
+def _clusters(ax: Any, labels: list[tuple[str, float, float, str]], dx_px: float = 22.0,
+              dy_px: float = 16.0) -> list[list[tuple[str, float, float, str]]]:
+    """Greedy grouping of labels whose points lie within (dx_px, dy_px) of a group's first point."""
+    groups: list[tuple[tuple[float, float], list[tuple[str, float, float, str]]]] = []
+    for label in labels:
+        px, py = ax.transData.transform((label[1], label[2]))
+        for (gx, gy), members in groups:
+            if abs(px - gx) < dx_px and abs(py - gy) < dy_px:
+                members.append(label)
+                break
+        else:
+            groups.append(((px, py), [label]))
+    return [members for _, members in groups]
 
 
 def figures(report: RunReport) -> dict[str, Any]:
@@ -162,12 +170,11 @@ def figures(report: RunReport) -> dict[str, Any]:
     def single(key: str, title: str, xlabel: str, xy: list[tuple[Point, float]]) -> None:
         fig, ax = plt.subplots(figsize=(8.6, 4.2), dpi=100)
         handles = _draw(ax, xy, limits)
-        _log_if_wide(ax, [x for _, x in xy])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=11)
-        fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0, 0.56, 1))
+        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.57, 0.5), fontsize=8, frameon=False)
         out[key] = fig
 
     size_xy = [(p, (p.size_bytes if p.artefact else p.state.size_bytes) / 1024) for p in pts]
@@ -183,15 +190,16 @@ def figures(report: RunReport) -> dict[str, Any]:
             xy = [(p, p.state.latency_ms_p50(runtime, batch)) for p in states]
             xy = [(p, x) for p, x in xy if x]
             handles = _draw(ax, xy, limits) or handles
-            _log_if_wide(ax, [x for _, x in xy])
             ax.set_title(f"{runtime}, batch {batch}", fontsize=10)
             ax.set_xlabel("latency p50 (ms)")
             ax.set_ylabel(ylabel)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
         fig.suptitle("Accuracy vs latency (left is faster)", fontsize=11)
-        fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, 0, 1 - 4.4 / (4.3 * cols + 4.4), 1))
+        plots_end = 1 - 4.4 / (4.3 * cols + 4.4)
+        fig.tight_layout(rect=(0, 0, plots_end, 1))
+        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(plots_end + 0.01, 0.5), fontsize=8,
+                   frameon=False)
         out["accuracy_vs_latency"] = fig
     return out
 

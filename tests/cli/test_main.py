@@ -66,7 +66,7 @@ def test_ls_lists_registries(capsys):
 
 def test_validate_builtin_demo(capsys):
     code, out, _ = _run(capsys, "validate", "demo")
-    assert code == 0 and "ok (8 step(s): prune.channels, finetune, lowrank.svd, fold.bn, prune.magnitude, quant.kmeans, codec.encode, quant.ptq)" in out
+    assert code == 0 and "ok (3 step(s): prune.channels, fold.bn, quant.ptq)" in out
 
 
 def test_console_entry_point_exit_code():

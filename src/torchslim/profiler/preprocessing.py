@@ -23,21 +23,11 @@ KEYS = ("pixel_scale", "mean", "std", "layout", "channels", "image_size")
 
 
 def data_preprocessing(data: Any) -> dict[str, Any] | None:
-    """``data.preprocessing`` (pixel_scale, mean, std, layout, channels, image_size), built from a
-    DataSplits' mean / std / pixel_scale / input_shape when it has no such field; None without data
-    or without standardisation constants (a user's own DataLoader)."""
-    if data is None:
-        return None
-    given = getattr(data, "preprocessing", None)
-    if given is not None:
-        return check_preprocessing(given)
-    mean, std, scale = (getattr(data, k, None) for k in ("mean", "std", "pixel_scale"))
-    shape = getattr(data, "input_shape", None)
-    if mean is None or std is None or scale is None or shape is None:
-        return None
-    return check_preprocessing({"pixel_scale": float(scale), "mean": [float(m) for m in mean],
-                                "std": [float(s) for s in std], "layout": "NCHW", "channels": int(shape[0]),
-                                "image_size": [int(shape[1]), int(shape[2])]})
+    """``data.preprocessing`` (a :class:`~torchslim.data.DataSplits`' pixel_scale, mean, std, layout,
+    channels, image_size), checked; None without data or when the data was not standardised by
+    torchslim (a user's own Datasets or DataLoaders)."""
+    pre = getattr(data, "preprocessing", None)
+    return None if pre is None else check_preprocessing(pre)
 
 
 def check_preprocessing(pre: Mapping[str, Any]) -> dict[str, Any]:

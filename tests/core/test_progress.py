@@ -78,3 +78,12 @@ def test_training_without_a_terminal_prints_one_line_per_epoch(capsys):
     assert "left" in lines[0] and "left" not in lines[-1]
     fit(model, data, epochs=1, batch_size=16, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_unknown_total_counts_without_an_estimate():
+    clock, out = _Clock(), io.StringIO()
+    progress = Progress(None, "epoch 1/2", stream=out, clock=clock, line_every=0.0)
+    clock.now += 2.0
+    progress.update(3)
+    assert progress.remaining() is None
+    assert out.getvalue() == "epoch 1/2 3/?, 2.0 s\n"

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchslim.core.atomic import current_umask
 from torchslim.core.context import as_input_tuple
 from torchslim.core.modules import evaluating
 from torchslim.errors import UserError
@@ -174,6 +175,7 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; a deployed file is readable as others are
     log = io.StringIO()
     try:
         with evaluating(model):

@@ -4,6 +4,7 @@ runtime and batch size, log scales), report.html is self-contained, the one-line
 import re
 
 from torchslim.report.html import render_html
+from torchslim.report.markdown import render_markdown
 from torchslim.report.plots import accuracy_limits, close, figures, points, svg_text
 from torchslim.report.schema import LatencyPoint, RunReport, Snapshot, StepReport
 from torchslim.report.summary import headline
@@ -78,6 +79,13 @@ def test_headline_says_slower_when_slower():
     report = _demo_like()
     report.steps[-1].after = _snap("after quant.ptq", 250_000, 0.979, (2.0, 10.0))
     assert headline(report).startswith("0.5x as fast (slower) in ONNX Runtime at batch 1, 1x at batch 16")
+
+
+def test_headline_marks_an_unreliable_timing():
+    report = _demo_like()
+    report.initial.latency[1].reliable = False  # onnxruntime batch 16
+    assert headline(report).startswith("4x faster in ONNX Runtime at batch 1, 5x (unreliable) at batch 16, ")
+    assert "| original | 62.5 k | 400 k | 244 KiB | - | 1.000 | 10.000 (unreliable) | 3.000 |" in render_markdown(report)
 
 
 def test_html_is_self_contained_with_tables_plots_and_summary():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torchslim.report.details import details_markdown
 from torchslim.report.paid import paid_table
-from torchslim.report.schema import RunReport, Snapshot
+from torchslim.report.schema import LatencyPoint, RunReport, Snapshot
 
 
 def _count(n: float | None) -> str:
@@ -23,8 +23,8 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
+def _ms(point: LatencyPoint | None) -> str:
+    return "-" if point is None else point.format_ms()  # "0.123 (unreliable)" when it is
 
 
 def _acc(x: float | None) -> str:
@@ -35,7 +35,7 @@ def _row(snap: Snapshot, points: list[tuple[str, int]], files: bool) -> str:
     cells = [snap.label, _count(snap.params), _count(snap.macs), _bytes(snap.size_bytes)]
     if files:
         cells.append("-" if snap.file_bytes is None else _bytes(snap.file_bytes))
-    cells += [_ms(snap.latency_ms_p50(rt, bs)) for rt, bs in points]
+    cells += [_ms(snap.latency_point(rt, bs)) for rt, bs in points]
     cells.append(_acc(snap.accuracy))
     return "| " + " | ".join(cells) + " |"
 

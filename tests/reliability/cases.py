@@ -237,10 +237,11 @@ def _no_latency():  # noqa: ANN202
 _NO_LATENCY = _no_latency()
 
 
-def _config(module: str, name: str, **fields: object) -> object:
+def _config(module: str, name: str, *args: object, **fields: object) -> object:
+    """``module.name(*args, **fields)``, imported when the case runs."""
     import importlib
 
-    return getattr(importlib.import_module(module), name)(**fields)
+    return getattr(importlib.import_module(module), name)(*args, **fields)
 
 
 API_CASES = [
@@ -284,6 +285,9 @@ API_CASES = [
     Api("api-codec-path-is-dir", _encode_into_saved, "field 'path': '", setup=_save_lenet),
     Api("api-capture-fails-one-line", lambda t: _prune(DataDependent(), {}, (torch.randn(1, 1, 8, 8),)),
         "torch.export could not capture DataDependent: Could not guard on data-dependent expression"),
+    Api("api-select-layers-bad-regex", lambda t: _config("torchslim.core.select", "select_layers", _lenet(),
+                                                         include=["re:conv("]),
+        "'re:conv(' is not a valid regular expression"),
     Api("api-load-missing", lambda t: torchslim.load(t / "nothing"), "nothing"),
     Api("api-example-inputs-type", lambda t: torchslim.compress(_lenet(), [], example_inputs="x"),
         "example_inputs must be a tensor"),

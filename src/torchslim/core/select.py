@@ -20,7 +20,10 @@ from torchslim.errors import UserError
 
 def _matches(name: str, pattern: str) -> bool:
     if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], name) is not None
+        try:
+            return re.fullmatch(pattern[3:], name) is not None
+        except re.error as exc:
+            raise UserError(f"'{pattern}' is not a valid regular expression ({exc})") from None
     return name == pattern or name.startswith(pattern + ".")
 
 
@@ -128,7 +131,7 @@ def check_layer_names(model: nn.Module | Collection[str], config: object, where:
         if is_pattern and name.startswith("re:"):
             try:
                 re.compile(name[3:])
-            except re.error as exc:
+            except re.error as exc:  # named with its field here; _matches says it without one
                 raise UserError(f"{where}field '{field}': '{name}' is not a valid regular expression ({exc})") from None
         if renamed and (name.startswith("re:") or any(name.startswith(n + ".") for n in names)):
             continue

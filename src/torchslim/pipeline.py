@@ -6,6 +6,7 @@ per step would double peak memory on large models).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -27,6 +28,7 @@ from torchslim.core.device import resolve_device
 from torchslim.core.digest import data_digest, model_digest
 from torchslim.core.limits import check_limits
 from torchslim.core.numerics import output_error
+from torchslim.core.outdir import OutDir
 from torchslim.core.progress import Progress, format_seconds, note
 from torchslim.core.registry import config_for, techniques
 from torchslim.core.select import check_layer_names
@@ -157,7 +159,7 @@ def compress(
     measure: MeasureConfig | None = None,
     seed: int = 0,
     progress: bool = True,
-    out_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | OutDir | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     run_key: str = "",
     device: str | torch.device | None = None,
@@ -183,7 +185,9 @@ def compress(
 
     ``out_dir``: checked writable and locked against a concurrent run before any work (see
     :mod:`torchslim.core.outdir`); steps that write files (``codec.encode``, ``quant.ptq``) write
-    there, and so do ``report.json``, ``report.md``, ``report.html`` and the plots, as ``torchslim run`` writes them.
+    there, and so do ``report.json``, ``report.md``, ``report.html`` and the plots, as ``torchslim run``
+    writes them. An :class:`~torchslim.core.outdir.OutDir` the caller already holds is used as it
+    is: the caller owns its lock and writes the reports (``torchslim run`` adds its recipe first).
 
     Before any work the steps are checked as a recipe's are (:func:`resolve_steps`: data where a
     step uses it, the size bounds of :mod:`torchslim.core.limits` unless ``allow_large``, every
@@ -193,104 +197,90 @@ def compress(
     data = as_splits(data)
     configs = resolve_steps(steps, data is not None, model=model, has_eval=_can_evaluate(data, eval_fn),
                             measure=measure, allow_large=allow_large)
-    if device is not None:
-        resolve_device(device)
-    kwargs = dict(example_inputs=example_inputs, data=data, eval_fn=eval_fn, measure=measure, seed=seed,
-                  progress=progress, checkpoint_dir=checkpoint_dir, run_key=run_key, device=device,
-                  allow_large=allow_large)
-    if out_dir is None:
-        return run_steps(model, configs, **kwargs)
-    from torchslim.core.outdir import OutDir
-    from torchslim.report.writer import write_report
+    caller_device = model_device(model)
+    run_device = caller_device if device is None else resolve_device(device)
+    held = isinstance(out_dir, OutDir)
+    owned = None if out_dir is None or held else OutDir(out_dir)
+    with owned or contextlib.nullcontext():
+        out = out_dir.path if held else None if owned is None else owned.path
+        measure = measure or MeasureConfig()
+        inputs, eval_fn, numerics_batch = _run_inputs(model, data, example_inputs, eval_fn, run_device)
+        work = copy.deepcopy(model).to(run_device).eval()
+        # The caller's model is never modified, so it serves as the teacher without another copy
+        # (one copy on the run's device when the caller's model lives elsewhere).
+        teacher = model if caller_device == run_device else copy.deepcopy(model).to(run_device)
+        ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=teacher, seed=seed, device=run_device,
+                      progress=progress, out_dir=out)
+        report = RunReport(
+            model={"origin": getattr(model, "_torchslim_origin", None), "class": type(model).__name__,
+                   "input_shapes": [list(t.shape) for t in inputs]},
+            machine=machine_info(measure.threads),
+            initial=snapshot(work, inputs, "original", measure, eval_fn),
+            data=None if data is None else {"name": getattr(data, "name", None)},
+            preprocessing=data_preprocessing(data),
+            torchslim_version=_version(),
+            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        start_key = None if checkpoint_dir is None else _start_key(model, data, measure, seed, run_key)
+        # A saved step may import user classes only when the caller's model already uses some.
+        user_code = any(is_user_key(class_key(type(m))) for m in model.modules())
+        saved = [None if start_key is None else _step_dir(Path(checkpoint_dir), start_key, configs, i)
+                 for i in range(len(configs))]
+        work = _apply_steps(work, configs, ctx, report, measure, numerics_batch, saved, user_code, checkpoint_dir)
+        result = CompressResult(work.to(caller_device), report)
+        if owned is not None:
+            from torchslim.report.writer import write_report
 
-    with OutDir(out_dir) as out:
-        result = run_steps(model, configs, out_dir=out, **kwargs)
-        write_report(result.report, out)
+            write_report(result.report, out)
     return result
 
 
-def run_steps(
-    model: nn.Module,
-    steps: Sequence[StepLike],
-    *,
-    example_inputs: Any = None,
-    data: Any = None,
-    eval_fn: Callable[[nn.Module], float] | None = None,
-    measure: MeasureConfig | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    out_dir: str | os.PathLike | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    run_key: str = "",
-    device: str | torch.device | None = None,
-    allow_large: bool = False,
-) -> CompressResult:
-    """:func:`compress` without its output-folder handling: the caller owns ``out_dir`` (locked,
-    reports written by the caller, as ``torchslim run`` does); the steps are
-    checked first as :func:`compress` checks them."""
-    data = as_splits(data)
-    configs = resolve_steps(steps, data is not None, model=model, has_eval=_can_evaluate(data, eval_fn),
-                            measure=measure, allow_large=allow_large)
-    caller_device = model_device(model)
-    run_device = caller_device if device is None else resolve_device(device)
-    measure = measure or MeasureConfig()
+def _run_inputs(model: nn.Module, data: Any, example_inputs: Any, eval_fn: Callable[[nn.Module], float] | None,
+                device: torch.device) -> tuple[tuple[Any, ...], Callable[[nn.Module], float] | None, tuple[Any, ...]]:
+    """(example inputs on ``device``, the evaluation, the batch the step numerics compare on)."""
     if example_inputs is None and data is not None:
         example_inputs = first_inputs(example_split(data), 1)  # the shape the model is really used at
     if example_inputs is None:
         from torchslim.zoo import example_input
 
         example_inputs = example_input(model)
-    inputs = tuple(x.to(run_device) if isinstance(x, torch.Tensor) else x for x in as_input_tuple(example_inputs))
+    inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in as_input_tuple(example_inputs))
     if eval_fn is None and eval_split(data) is not None:
         from torchslim.train import evaluate
 
         eval_fn = lambda m: evaluate(m, eval_split(data))  # noqa: E731
     if eval_fn is not None:
         user_eval = eval_fn
-        eval_fn = lambda m: user_eval(m.to(run_device))  # noqa: E731  (a step's new layers start on the CPU)
-    numerics_batch = inputs if data is None else (first_inputs(example_split(data), 32, device=run_device),)
+        eval_fn = lambda m: user_eval(m.to(device))  # noqa: E731  (a step's new layers start on the CPU)
+    numerics_batch = inputs if data is None else (first_inputs(example_split(data), 32, device=device),)
+    return inputs, eval_fn, numerics_batch
 
-    work = copy.deepcopy(model).to(run_device).eval()
-    # The caller's model is never modified, so it serves as the teacher without another copy
-    # (one copy on the run's device when the caller's model lives elsewhere).
-    teacher = model if caller_device == run_device else copy.deepcopy(model).to(run_device)
-    ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=teacher, seed=seed, device=run_device,
-                  progress=progress, out_dir=None if out_dir is None else Path(out_dir))
-    initial = snapshot(work, inputs, "original", measure, eval_fn)
-    report = RunReport(
-        model={"origin": getattr(model, "_torchslim_origin", None), "class": type(model).__name__,
-               "input_shapes": [list(t.shape) for t in inputs]},
-        machine=machine_info(measure.threads),
-        initial=initial,
-        data=None if data is None else {"name": getattr(data, "name", None)},
-        preprocessing=data_preprocessing(data),
-        torchslim_version=_version(),
-        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    before = initial
-    start_key = None if checkpoint_dir is None else _start_key(model, data, measure, seed, run_key)
-    # A saved step may import user classes only when the caller's model already uses some.
-    user_code = any(is_user_key(class_key(type(m))) for m in model.modules())
+
+def _apply_steps(work: nn.Module, configs: list[TechniqueConfig], ctx: Context, report: RunReport,
+                 measure: MeasureConfig, numerics_batch: tuple[Any, ...], saved: list[Path | None],
+                 user_code: bool, checkpoint_dir: str | os.PathLike | None) -> nn.Module:
+    """Each step in order, resumed from ``saved[i]`` where that holds it, else run, measured
+    and appended to ``report``; returns the final model."""
+    before = report.initial
     steps_done: Progress | None = None  # created at the first step run here: resumed ones are not timed
     resumed_steps: list[int] = []
     for index, config in enumerate(configs):
-        saved = None if start_key is None else _step_dir(Path(checkpoint_dir), start_key, configs, index)
-        resumed = _load_step(saved, user_code) if saved is not None else None
+        resumed = _load_step(saved[index], user_code) if saved[index] is not None else None
         if resumed is not None:
-            work, step = resumed[0].to(run_device), resumed[1]
+            work, step = resumed[0].to(ctx.device), resumed[1]
             report.steps.append(step)
             before = step.after
             resumed_steps.append(index + 1)
             continue
         if resumed_steps:
-            note(_resumed_text(resumed_steps, checkpoint_dir), progress)
+            note(_resumed_text(resumed_steps, checkpoint_dir), ctx.progress)
             resumed_steps = []
         if steps_done is None:
-            steps_done = Progress(len(configs), "compress", enabled=progress, initial=index, bar=False)
-        note(f"step {index + 1}/{len(configs)}: {config.name}", progress)
+            steps_done = Progress(len(configs), "compress", enabled=ctx.progress, initial=index, bar=False)
+        note(f"step {index + 1}/{len(configs)}: {config.name}", ctx.progress)
         technique = techniques().get(config.name)
         reference = run_eval(work, numerics_batch)
-        torch.manual_seed(seed + index)
+        torch.manual_seed(ctx.seed + index)
         start = time.perf_counter()
         try:
             check_layer_names(work, config)
@@ -299,21 +289,21 @@ def run_steps(
             raise UserError(f"step {index + 1} ({config.name}): {exc}") from None
         seconds = time.perf_counter() - start
         ctx.invalidate()  # the step may have rewritten the model: no handler relies on a stale capture
-        work = result.model.to(run_device).eval()
+        work = result.model.to(ctx.device).eval()
         max_abs, sqnr = output_error(reference, run_eval(work, numerics_batch))
-        after = snapshot(work, inputs, f"after {config.name}", measure, eval_fn)
+        after = snapshot(work, ctx.example_inputs, f"after {config.name}", measure, ctx.eval_fn)
         after.file_bytes = result.details.get("file_bytes")  # only the step that wrote the file
         step = StepReport(index + 1, config.name, config.to_dict(), before, after, max_abs, sqnr,
                           round(seconds, 4), result.warnings, result.details)
         report.steps.append(step)
-        if saved is not None:
-            _save_step(work, step, saved)
+        if saved[index] is not None:
+            _save_step(work, step, saved[index])
         before = after
         steps_done.update()
         steps_done.line(f"{config.name} done in {format_seconds(seconds)}")
     if resumed_steps:
-        note(_resumed_text(resumed_steps, checkpoint_dir), progress)
-    return CompressResult(work.to(caller_device), report)
+        note(_resumed_text(resumed_steps, checkpoint_dir), ctx.progress)
+    return work
 
 
 def _resumed_text(indices: list[int], folder: str | os.PathLike | None) -> str:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from torchslim.core.device import resolve_device
+from torchslim.core.outdir import OutDir
 from torchslim.core.progress import note
 from torchslim.data.access import example_split, first_inputs
 from torchslim.errors import UserError
@@ -125,18 +126,18 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
 def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True) -> RunReport:
     """Run ``recipe`` into ``out_dir``, which is checked writable and locked first
     (:mod:`torchslim.core.outdir`): a second run into the same folder refuses."""
-    from torchslim.core.outdir import OutDir
+    held = OutDir(out_dir)
+    with held:
+        return _run(recipe, held, progress)
 
-    with OutDir(out_dir) as out:
-        return _run(recipe, out, progress)
 
-
-def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
-    from torchslim.pipeline import run_steps
+def _run(recipe: Recipe, held: OutDir, progress: bool) -> RunReport:
+    from torchslim.pipeline import compress
     from torchslim.profiler import export_onnx
     from torchslim.report.writer import write_report
     from torchslim.serialize import save
 
+    out = held.path
     data = _load_data(recipe)
     model = trained_model(recipe, data, out, progress)
     if data is not None:
@@ -153,11 +154,12 @@ def _run(recipe: Recipe, out: Path, progress: bool) -> RunReport:
 
         split = getattr(data, recipe.eval.split)
         eval_fn = lambda m: evaluate(m, split, batch_size=recipe.eval.batch_size)  # noqa: E731
-    result = run_steps(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
-                       measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=out,
-                       checkpoint_dir=out / "checkpoints" / "steps",
-                       run_key=json.dumps(asdict(recipe.eval)), device=recipe.device,
-                       allow_large=recipe.allow_large)
+    # the folder held here: compress writes into it, and the reports are written below with the recipe
+    result = compress(model, recipe.steps, example_inputs=example, data=data, eval_fn=eval_fn,
+                      measure=recipe.measure, seed=recipe.seed, progress=progress, out_dir=held,
+                      checkpoint_dir=out / "checkpoints" / "steps",
+                      run_key=json.dumps(asdict(recipe.eval)), device=recipe.device,
+                      allow_large=recipe.allow_large)
     result.report.model["recipe"] = recipe.source
     if recipe.model.builder:
         result.report.model["builder"] = {"path": recipe.model.builder, "kwargs": builder_kwargs(recipe, data)}

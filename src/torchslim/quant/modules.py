@@ -138,22 +138,52 @@ class QuantizedLinear(_QuantizedLayer):
         return F.linear(x, weight, bias)
 
 
-class QuantizedActivation(nn.Module):
-    """A ReLU/ReLU6/identity followed by per-tensor quantize-dequantize of its output.
+# Standalone activations (and the global average pool) that quantize their output, so ONNX
+# Runtime runs them, or the op after them, on integer kernels.
+STANDALONE_KINDS = ("none", "relu", "relu6", "sigmoid", "hardsigmoid", "silu", "hardswish", "avgpool")
+# x * gate(x): the gate in [0, 1] is quantized on a fixed grid, so ORT runs the multiply as QLinearMul.
+_GATED = {"silu": F.sigmoid, "hardswish": F.hardsigmoid}
 
-    Placed where a standalone activation (one not fused into a conv, e.g. after a residual
-    add) feeds quantized layers, so ONNX Runtime sees ``Add -> Relu -> Q`` and runs ``QLinearAdd``.
+
+class QuantizedActivation(nn.Module):
+    """An activation (or global average pool) followed by per-tensor quantize-dequantize of its output.
+
+    Placed at a standalone activation module so ONNX Runtime's QDQ fusion finds ``DQ -> op -> Q``:
+    ``relu``/``relu6`` after a residual add make the add a ``QLinearAdd``; ``sigmoid`` becomes
+    ``QLinearSigmoid``; ``avgpool`` (``AdaptiveAvgPool2d(1)``) ``QLinearGlobalAveragePool``;
+    ``silu`` and ``hardswish`` are exported as ``x * Q(gate(x))`` with the gate (sigmoid,
+    hardsigmoid; values in [0, 1]) on the fixed grid 1/255 (uint8; 1/127 for int8), so the
+    multiply is a ``QLinearMul`` and, for SiLU, the gate a ``QLinearSigmoid``; ORT has no integer
+    hardsigmoid, so that one runs in float between DQ and Q, as with ORT's own quantizer.
+    (N, C, H, W) -> same shape ((N, C, 1, 1) for ``avgpool``).
     """
 
     def __init__(self, activation: str = "relu", act_dtype: str = "uint8") -> None:
         super().__init__()
+        if activation not in STANDALONE_KINDS:
+            raise ValueError(f"unknown activation {activation!r}; known: {', '.join(STANDALONE_KINDS)}")
         self.activation, self.act_dtype = activation, act_dtype
         self.register_buffer("output_scale", torch.tensor(1.0))
         self.register_buffer("output_zero_point", torch.tensor(0, dtype=torch.int32))
 
+    def _gate_q(self, g: torch.Tensor) -> torch.Tensor:
+        signed = self.act_dtype == "int8"
+        scale = torch.tensor(1.0 / (127 if signed else 255), device=g.device)
+        return fake_quant_act(g, scale, torch.tensor(0, dtype=torch.int32, device=g.device), signed)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fake_quant_act(_act(x, self.activation), self.output_scale, self.output_zero_point,
-                              self.act_dtype == "int8")
+        kind = self.activation
+        if kind in _GATED:
+            y = x * self._gate_q(_GATED[kind](x))
+        elif kind == "sigmoid":
+            y = torch.sigmoid(x)
+        elif kind == "hardsigmoid":
+            y = F.hardsigmoid(x)
+        elif kind == "avgpool":
+            y = F.adaptive_avg_pool2d(x, 1)
+        else:
+            y = _act(x, kind)
+        return fake_quant_act(y, self.output_scale, self.output_zero_point, self.act_dtype == "int8")
 
 
 for _cls in (QuantizedConv2d, QuantizedLinear, QuantizedActivation):

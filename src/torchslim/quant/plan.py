@@ -29,7 +29,11 @@ from torch import nn
 from torchslim.graph.modules import ModuleGraph, Node
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
-ACTIVATION_TYPES = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
+# Activations a Conv2d/Linear absorbs (ORT drops them before Q when fusing the layer).
+FUSED_ACTIVATION_TYPES = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
+# Modules that quantize their own output when they stand alone (QuantizedActivation kinds).
+ACTIVATION_TYPES = {**FUSED_ACTIVATION_TYPES, nn.Sigmoid: "sigmoid", nn.Hardsigmoid: "hardsigmoid",
+                    nn.SiLU: "silu", nn.Hardswish: "hardswish", nn.AdaptiveAvgPool2d: "avgpool"}
 _TRANSPARENT_MODULES = (nn.Identity, nn.Dropout)
 # Modules and ATen ops that map values on a quantization grid to values on the same grid.
 _GRID_PRESERVING_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.Identity, nn.Dropout, nn.Flatten, nn.ReLU)
@@ -49,7 +53,8 @@ class LayerPlan:
 
 @dataclass
 class QuantPlan:
-    """``layers``: quantizable Conv2d/Linear in graph order; ``activations``: standalone ReLU(6)s;
+    """``layers``: quantizable Conv2d/Linear in graph order; ``activations``: standalone activations
+    (ReLU, ReLU6, sigmoid, hardsigmoid, SiLU, hardswish, global average pool) by kind;
     ``modules``: the model's modules by name, as planned; ``model_outputs``: modules whose output
     is the model's output; ``model_inputs``: layers fed by the model's input. Neither range is
     ever clipped: clipping logits makes top classes tie, and standardised images are not
@@ -80,6 +85,33 @@ class QuantPlan:
             if name not in fused:
                 producers[self._call(name)] = name
         return {name: _trace_back(self._call(name).inputs, producers, self.modules) for name in quantized}
+
+    def quantized_activations(self, quantized: set[str]) -> dict[str, str]:
+        """The standalone activations to quantize when ``quantized`` layers are int8: those fed
+        by an int8 output (through grid-preserving ops), and those fed by other ops (a residual
+        add, a multiply) between the first and the last int8 layer in graph order; never one
+        fed by a float layer or a float activation: a quantized output after a float layer
+        only adds a Q -> DQ pair, or makes ONNX Runtime quantize that layer itself."""
+        fused = {p.activation_module for p in self.layers.values() if p.activation_module}
+        order = {node: i for i, node in enumerate(self.graph.nodes)}
+        spots = [order[self._call(name)] for name in quantized]
+        if not spots:
+            return {}
+        ints = {self._call(self.output_module(name)) for name in quantized}
+        floats = {self._call(self.output_module(name)) for name in self.layers if name not in quantized}
+        chosen: dict[str, str] = {}
+        for node in self.graph.nodes:
+            if node.kind != "call" or node.target not in self.activations or node.target in fused:
+                continue
+            source = node.inputs[0] if len(node.inputs) == 1 else None
+            while source is not None and source not in floats | ints and _grid_source(source, self.modules):
+                source = _grid_source(source, self.modules)
+            if source in ints or (source not in floats and min(spots) < order[node] < max(spots)):
+                chosen[node.target] = self.activations[node.target]
+                ints.add(node)
+            else:
+                floats.add(node)
+        return chosen
 
     def _call(self, module: str) -> Node:
         return self.graph.calls(module)[0]
@@ -117,6 +149,13 @@ def _is_input(inputs: list[Node], modules: dict[str, nn.Module]) -> bool:
     return node is not None
 
 
+def _standalone_kind(module: nn.Module) -> str | None:
+    """The QuantizedActivation kind ``module`` becomes, or None (AdaptiveAvgPool2d: only to 1x1)."""
+    if isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size not in (1, (1, 1)):
+        return None
+    return ACTIVATION_TYPES.get(type(module))
+
+
 def build_plan(model: nn.Module, graph: ModuleGraph, select: set[str] | None = None) -> QuantPlan:
     """Decide fusions on ``graph`` (``model``'s module graph); ``select``: layer names allowed (None: all)."""
     modules = dict(model.named_modules())
@@ -127,8 +166,8 @@ def build_plan(model: nn.Module, graph: ModuleGraph, select: set[str] | None = N
             continue
         name = node.target
         module = modules[name]
-        if isinstance(module, tuple(ACTIVATION_TYPES)) and calls[name] == 1:
-            plan.activations[name] = ACTIVATION_TYPES[type(module)]
+        if _standalone_kind(module) and calls[name] == 1:
+            plan.activations[name] = _standalone_kind(module)
         if not isinstance(module, LAYER_TYPES) or (select is not None and name not in select):
             continue
         if calls[name] != 1:
@@ -146,8 +185,8 @@ def build_plan(model: nn.Module, graph: ModuleGraph, select: set[str] | None = N
             if isinstance(user_module, _TRANSPARENT_MODULES):
                 follow = user
                 continue
-            if type(user_module) in ACTIVATION_TYPES:
-                layer.activation = ACTIVATION_TYPES[type(user_module)]
+            if type(user_module) in FUSED_ACTIVATION_TYPES:
+                layer.activation = FUSED_ACTIVATION_TYPES[type(user_module)]
                 layer.activation_module = user.target
             break
         plan.layers[name] = layer

@@ -166,10 +166,7 @@ def convert(model: nn.Module, plan: QuantPlan, cal: Calibration, quantized: set[
         set_submodule(model, name, new)
         if layer_plan.activation_module:
             set_submodule(model, layer_plan.activation_module, nn.Identity())
-    fused = {p.activation_module for p in plan.layers.values()}  # a float layer keeps its plain ReLU
-    for name, kind in plan.activations.items():
-        if name in fused or not quantized:
-            continue
+    for name, kind in plan.quantized_activations(quantized).items():
         act = QuantizedActivation(kind, act_dtype)
         _store(act.output_scale, act.output_zero_point, out_q[name])
         set_submodule(model, name, act)

@@ -210,7 +210,7 @@ def compress(
         # (one copy on the run's device when the caller's model lives elsewhere).
         teacher = model if caller_device == run_device else copy.deepcopy(model).to(run_device)
         ctx = Context(inputs, data=data, eval_fn=eval_fn, teacher=teacher, seed=seed, device=run_device,
-                      progress=progress, out_dir=out)
+                      progress=progress, out_dir=out, measure=measure)
         report = RunReport(
             model={"origin": getattr(model, "_torchslim_origin", None), "class": type(model).__name__,
                    "input_shapes": [list(t.shape) for t in inputs]},

@@ -155,8 +155,8 @@ def test_lsq_gradient_matches_paper_formula():
 def test_qat_returns_int8_layers_that_run_on_integer_kernels(lsq):
     model, x = small_model("lenet5")
     ctx = _ctx(x)
-    ptq_(model, PTQConfig(export_onnx=False), ctx)
-    result = _run(qat_, model, QATConfig(finetune=_epochs(1, lr=0.005), lsq=lsq), ctx)
+    ptq_(model, PTQConfig(latency_check=False, export_onnx=False), ctx)
+    result = _run(qat_, model, QATConfig(latency_check=False, finetune=_epochs(1, lr=0.005), lsq=lsq), ctx)
     convs = [m for m in model.modules() if isinstance(m, QuantizedConv2d)]
     assert len(convs) == 2 and all(m.weight_int8.dtype == torch.int8 for m in convs)
     assert result.details["ort_ops"].get("QLinearConv", 0) == 2
@@ -165,7 +165,7 @@ def test_qat_returns_int8_layers_that_run_on_integer_kernels(lsq):
 
 def test_lowbit_steps_need_data():
     model, x = small_model("lenet5")
-    for handler, config in [(inq_, INQConfig()), (ttq_, TTQConfig()), (binary_, BinaryConfig()), (qat_, QATConfig())]:
+    for handler, config in [(inq_, INQConfig()), (ttq_, TTQConfig()), (binary_, BinaryConfig()), (qat_, QATConfig(latency_check=False))]:
         with pytest.raises(UserError, match=f"{config.name} needs training data"):
             handler(model, config, Context((x,)))
 
@@ -217,6 +217,6 @@ def test_qat_layer_keeps_the_layer_attributes_a_forward_reads():
     attribute 'out_features'``)."""
     model, x = small_model("vit")
     ctx = _ctx(x, n=32)
-    ptq_(model, PTQConfig(num_samples=32, export_onnx=False), ctx)
-    _run(qat_, model, QATConfig(finetune=_epochs(1, lr=0.005, batch_size=32), export_onnx=False), ctx)
+    ptq_(model, PTQConfig(latency_check=False, num_samples=32, export_onnx=False), ctx)
+    _run(qat_, model, QATConfig(latency_check=False, finetune=_epochs(1, lr=0.005, batch_size=32), export_onnx=False), ctx)
     assert isinstance(model.blocks[0].attn.q, QuantizedLinear)

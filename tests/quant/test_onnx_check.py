@@ -35,7 +35,7 @@ def test_every_layer_back_in_float_warns_no_integer_op_and_float_compute():
         return 1.0 if _n_int8(m) == 0 else 0.5
 
     ctx = _ctx(x, eval_fn=eval_fn)
-    ptq_(model, PTQConfig(num_samples=32, max_accuracy_drop=0.5, max_float_layers=8), ctx)
+    ptq_(model, PTQConfig(latency_check=False, num_samples=32, max_accuracy_drop=0.5, max_float_layers=8), ctx)
     result = ctx.results[-1]
     assert _n_int8(model) == 0 and result.details["quantized_layers"] == 0
     assert len(result.details["float_layers"]) == 5
@@ -54,7 +54,7 @@ def test_layer_kept_float_by_mixed_precision_stays_float_in_onnx_runtime():
         return 1.0 if _n_int8(m) < 5 else 0.9
 
     ctx = _ctx(x, eval_fn=eval_fn)
-    ptq_(model, PTQConfig(num_samples=32, max_accuracy_drop=0.5), ctx)
+    ptq_(model, PTQConfig(latency_check=False, num_samples=32, max_accuracy_drop=0.5), ctx)
     result = ctx.results[-1]
     (kept,) = result.details["float_layers"]
     assert kept == "features.3"  # lowest local SQNR on this seed
@@ -74,7 +74,7 @@ def test_onnx_runtime_quantizing_a_float_layer_itself_is_a_warning(tmp_path):
 
     model, x = small_model("lenet5")
     ctx = _ctx(x)
-    ptq_(model, PTQConfig(num_samples=32, export_onnx=False), ctx)
+    ptq_(model, PTQConfig(latency_check=False, num_samples=32, export_onnx=False), ctx)
     model.features[3] = small_model("lenet5")[0].features[3]  # back to a float conv ...
     act = QuantizedActivation("relu")
     act.output_scale.fill_(0.05)
@@ -93,7 +93,7 @@ def test_max_accuracy_drop_is_in_points(bound, float_layers):
         return 0.995 if _n_int8(m) == 5 else 1.0
 
     ctx = _ctx(x, eval_fn=eval_fn)
-    ptq_(model, PTQConfig(num_samples=32, max_accuracy_drop=bound, export_onnx=False), ctx)
+    ptq_(model, PTQConfig(latency_check=False, num_samples=32, max_accuracy_drop=bound, export_onnx=False), ctx)
     assert len(ctx.results[-1].details["float_layers"]) == float_layers
 
 

@@ -38,7 +38,7 @@ def test_quantized_conv_matches_hand_simulation():
     x = torch.randn(4, 2, 6, 6)
     model = nn.Sequential(conv, nn.ReLU())
     ref_model = copy.deepcopy(model)
-    ptq_(model, PTQConfig(observer="minmax", export_onnx=False), _ctx(x))
+    ptq_(model, PTQConfig(latency_check=False, observer="minmax", export_onnx=False), _ctx(x))
     q = model[0]
     assert isinstance(q, QuantizedConv2d) and q.activation == "relu" and isinstance(model[1], nn.Identity)
     assert q.weight_int8.dtype == torch.int8
@@ -68,7 +68,7 @@ def test_plan_fuses_relu_and_shares_grid_through_maxpool():
     assert sources["features.0"] is None  # model input: own parameters
     assert sources["features.3"] == "features.0"  # conv -> relu -> maxpool -> conv: same grid
     assert sources["classifier.0"] == "features.3"  # through maxpool + flatten
-    ptq_(model, PTQConfig(export_onnx=False), _ctx(x))
+    ptq_(model, PTQConfig(latency_check=False, export_onnx=False), _ctx(x))
     assert model.features[3].input_scale.item() == model.features[0].output_scale.item()
 
 
@@ -76,7 +76,7 @@ def test_plan_fuses_relu_and_shares_grid_through_maxpool():
 def test_ptq_output_sqnr_floor(name, floor_db):
     model, x = small_model(name)
     reference = model(x)
-    result = _ptq(model, PTQConfig(export_onnx=False), _ctx(x))
+    result = _ptq(model, PTQConfig(latency_check=False, export_onnx=False), _ctx(x))
     assert _sqnr(reference, model(x)) > floor_db
     assert all(v > 15.0 for v in result.details["sqnr_db"].values()), result.details["sqnr_db"]
     n_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
@@ -89,7 +89,7 @@ def test_ptq_output_sqnr_floor(name, floor_db):
 def test_int8_onnx_runs_on_integer_kernels(name, tmp_path):
     model, x = small_model(name)
     ctx = _ctx(x, out_dir=tmp_path)
-    result = _ptq(model, PTQConfig(), ctx)
+    result = _ptq(model, PTQConfig(latency_check=False), ctx)
     d = result.details
     assert d["onnx_exporter"] == "torchscript" and result.warnings == []
     ops = d["ort_ops"]
@@ -112,7 +112,7 @@ def test_int8_model_size_and_save_load_round_trip(tmp_path):
 
     model, x = small_model("resnet20")
     before = profile_model(model, x[:1])
-    ptq_(model, PTQConfig(export_onnx=False), _ctx(x))
+    ptq_(model, PTQConfig(latency_check=False, export_onnx=False), _ctx(x))
     after = profile_model(model, x[:1])
     assert after.params == before.params - sum(  # BN folded: gamma/beta gone, conv biases added
         m.weight.numel() + m.bias.numel() - m.num_features
@@ -129,7 +129,7 @@ def test_int8_model_size_and_save_load_round_trip(tmp_path):
 def test_missing_data_is_a_user_error_naming_the_step():
     model, x = small_model("lenet5")
     with pytest.raises(UserError, match="quant.ptq needs calibration data"):
-        ptq_(model, PTQConfig(), Context((x,)))
+        ptq_(model, PTQConfig(latency_check=False), Context((x,)))
 
 
 def test_mixed_precision_keeps_worst_sqnr_layer_float():
@@ -139,7 +139,7 @@ def test_mixed_precision_keeps_worst_sqnr_layer_float():
         n_float = sum(isinstance(c, (nn.Conv2d, nn.Linear)) for c in m.modules())
         return 0.99 if n_float == 0 else 1.0 if n_float >= 1 else 0.0
 
-    result = _ptq(model, PTQConfig(max_accuracy_drop=0.3, export_onnx=False), _ctx(x, eval_fn=eval_fn))
+    result = _ptq(model, PTQConfig(latency_check=False, max_accuracy_drop=0.3, export_onnx=False), _ctx(x, eval_fn=eval_fn))
     d = result.details
     sqnr = d["sqnr_db"]
     assert d["float_layers"] == [min(sqnr, key=sqnr.get)]
@@ -172,9 +172,12 @@ def test_ptq_step_through_compress_reports_int8_size_and_ort_latency(tmp_path):
 
     data = load_data("mnist5k")
     model, _ = small_model("lenet5")
-    result = compress(model, ["fold.bn", ("quant.ptq", {"num_samples": 128})], data=data, progress=False,
-                      measure=MeasureConfig(runtimes=("onnxruntime",)), out_dir=tmp_path)
+    # every layer pinned int8 (the recipe's `decisions`): the latency check times nothing
+    pinned = dict.fromkeys(["features.0", "features.3", "classifier.0", "classifier.2", "classifier.4"], True)
+    result = compress(model, ["fold.bn", ("quant.ptq", {"num_samples": 128, "decisions": pinned})], data=data,
+                      progress=False, measure=MeasureConfig(runtimes=("onnxruntime",)), out_dir=tmp_path)
     step = result.report.steps[-1]
+    assert step.details["speed_check"]["trials"] == [] and step.details["float_for_speed"] == {}
     assert step.after.size_bytes < 0.3 * step.before.size_bytes
     assert step.after.params == step.before.params and step.after.macs == step.before.macs
     assert step.after.latency[0].runtime == "onnxruntime"
@@ -189,7 +192,7 @@ def test_capture_readers_after_ptq_see_the_quantized_model():
     ctx = _ctx(x)
     before = ctx.module_graph(model)
     assert [n.name for n in before.calls("features.1")] == ["features.1"]  # the float ReLU
-    ptq_(model, PTQConfig(export_onnx=False), ctx)
+    ptq_(model, PTQConfig(latency_check=False, export_onnx=False), ctx)
     after = ctx.module_graph(model)
     assert after is not before
     assert after.calls("features.1") == []  # fused into the conv: an Identity runs no op
@@ -211,7 +214,7 @@ def test_module_called_twice_stays_float_with_a_warning():
     model = Shared().eval()
     x = torch.randn(2, 3, 8, 8)
     ctx = _ctx(x)
-    result = _ptq(model, PTQConfig(export_onnx=False), ctx)
+    result = _ptq(model, PTQConfig(latency_check=False, export_onnx=False), ctx)
     assert type(model.conv) is nn.Conv2d and isinstance(model.head, QuantizedLinear)
     assert result.warnings == ["conv: called more than once, left in float"]
 
@@ -226,7 +229,7 @@ def test_untraceable_model_is_the_one_line_export_error():
             return self.fc(x) if x.sum() > 0 else self.fc(-x)
 
     with pytest.raises(UserError, match="^torch.export could not capture Dynamic") as info:
-        ptq_(Dynamic().eval(), PTQConfig(export_onnx=False), _ctx(torch.rand(2, 4)))
+        ptq_(Dynamic().eval(), PTQConfig(latency_check=False, export_onnx=False), _ctx(torch.rand(2, 4)))
     assert "\n" not in str(info.value)
 
 
@@ -258,7 +261,7 @@ def test_model_with_nothing_to_quantize_is_a_warning_not_a_failure():
             return self.conv(self.conv(x))
 
     model = Twice().eval()
-    result = _ptq(model, PTQConfig(), _ctx(x))
+    result = _ptq(model, PTQConfig(latency_check=False), _ctx(x))
     assert type(model.conv) is nn.Conv2d and result.details == {"planned_layers": 0, "quantized_layers": 0}
     assert result.warnings[0] == "conv: called more than once, left in float"
     assert "no Conv2d/Linear layer to quantize" in result.warnings[1]

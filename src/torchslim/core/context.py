@@ -48,6 +48,8 @@ class Context:
     ``device``: where training and evaluation run (``compress(device=...)``); None: wherever the
     model already is. Modules a technique creates are moved there before they are trained.
     ``out_dir``: the run's output directory (for artefacts such as compressed files), or None.
+    ``measure``: the run's :class:`torchslim.profiler.snapshot.MeasureConfig` (batch sizes and
+    threads a step that decides from timings measures at), or None.
     ``results``: the :class:`HandlerResult` of every technique applied through its public
     function (``prune_channels_(model, config, ctx)``), in order.
     """
@@ -60,6 +62,7 @@ class Context:
     device: torch.device | None = None
     progress: bool = True
     out_dir: Path | None = None
+    measure: Any = None
     results: list[Any] = field(default_factory=list)
     _cache: dict[str, tuple[int, int, Any]] = field(default_factory=dict, repr=False)
 

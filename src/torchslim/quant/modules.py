@@ -189,6 +189,30 @@ class QuantizedActivation(nn.Module):
 for _cls in (QuantizedConv2d, QuantizedLinear, QuantizedActivation):
     allow_module(_cls)
 
+_FLOAT_KINDS = {"none": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
+                "hardsigmoid": nn.Hardsigmoid, "silu": nn.SiLU, "hardswish": nn.Hardswish,
+                "avgpool": lambda: nn.AdaptiveAvgPool2d(1)}
+
+
+@torch.no_grad()
+def to_float(module: nn.Module) -> nn.Module:
+    """The float module an int8 one stands for: Conv2d/Linear with the dequantized weights (then its
+    fused ReLU/ReLU6, as a Sequential), or the plain activation of a QuantizedActivation."""
+    if isinstance(module, QuantizedActivation):
+        return _FLOAT_KINDS[module.activation]()
+    if isinstance(module, QuantizedConv2d):
+        layer: nn.Module = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride,
+                                     module.padding, module.dilation, module.groups, module.bias is not None)
+    elif isinstance(module, QuantizedLinear):
+        layer = nn.Linear(module.in_features, module.out_features, module.bias is not None)
+    else:
+        raise TypeError(f"not an int8 module: {type(module).__name__}")
+    layer.weight.copy_(module.dequantized_weight())
+    if module.bias is not None:
+        layer.bias.copy_(module.bias)
+    layer = layer.to(module.weight_int8.device)
+    return layer if module.activation == "none" else nn.Sequential(layer, _FLOAT_KINDS[module.activation]())
+
 
 class _DynamicLinear(torch.autograd.Function):
     @staticmethod

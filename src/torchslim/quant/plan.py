@@ -87,31 +87,14 @@ class QuantPlan:
         return {name: _trace_back(self._call(name).inputs, producers, self.modules) for name in quantized}
 
     def quantized_activations(self, quantized: set[str]) -> dict[str, str]:
-        """The standalone activations to quantize when ``quantized`` layers are int8: those fed
-        by an int8 output (through grid-preserving ops), and those fed by other ops (a residual
-        add, a multiply) between the first and the last int8 layer in graph order; never one
-        fed by a float layer or a float activation: a quantized output after a float layer
-        only adds a Q -> DQ pair, or makes ONNX Runtime quantize that layer itself."""
+        """The standalone activations to quantize when ``quantized`` layers are int8 (see
+        :func:`activations_to_quantize`)."""
         fused = {p.activation_module for p in self.layers.values() if p.activation_module}
-        order = {node: i for i, node in enumerate(self.graph.nodes)}
-        spots = [order[self._call(name)] for name in quantized]
-        if not spots:
-            return {}
-        ints = {self._call(self.output_module(name)) for name in quantized}
-        floats = {self._call(self.output_module(name)) for name in self.layers if name not in quantized}
-        chosen: dict[str, str] = {}
-        for node in self.graph.nodes:
-            if node.kind != "call" or node.target not in self.activations or node.target in fused:
-                continue
-            source = node.inputs[0] if len(node.inputs) == 1 else None
-            while source is not None and source not in floats | ints and _grid_source(source, self.modules):
-                source = _grid_source(source, self.modules)
-            if source in ints or (source not in floats and min(spots) < order[node] < max(spots)):
-                chosen[node.target] = self.activations[node.target]
-                ints.add(node)
-            else:
-                floats.add(node)
-        return chosen
+        kept = activations_to_quantize(self.graph, self.modules,
+                                       {self.output_module(name) for name in quantized},
+                                       {self.output_module(name) for name in self.layers if name not in quantized},
+                                       set(self.activations) - fused)
+        return {name: self.activations[name] for name in kept}
 
     def _call(self, module: str) -> Node:
         return self.graph.calls(module)[0]
@@ -130,6 +113,35 @@ def _grid_source(node: Node, modules: dict[str, nn.Module]) -> Node | None:
             and node.aten[0].args[1] == 0:  # the values of max_pool*_with_indices, not the indices
         return src
     return None
+
+
+def activations_to_quantize(graph: ModuleGraph, modules: dict[str, nn.Module], int_outputs: set[str],
+                            float_outputs: set[str], activations: set[str]) -> set[str]:
+    """Of the standalone ``activations`` (module names), those to quantize given the modules whose
+    outputs are int8 (``int_outputs``) or float (``float_outputs``): those fed by an int8 output
+    (through grid-preserving ops), and those fed by other ops (a residual add, a multiply)
+    between the first and the last int8 output in graph order; never one fed by a float layer
+    or a float activation: a quantized output after a float layer only adds a Q -> DQ pair, or
+    makes ONNX Runtime quantize that layer itself."""
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    ints = {node for node in graph.nodes if node.kind == "call" and node.target in int_outputs}
+    floats = {node for node in graph.nodes if node.kind == "call" and node.target in float_outputs}
+    if not ints:
+        return set()
+    first, last = min(map(order.get, ints)), max(map(order.get, ints))
+    chosen = set()
+    for node in graph.nodes:
+        if node.kind != "call" or node.target not in activations:
+            continue
+        source = node.inputs[0] if len(node.inputs) == 1 else None
+        while source is not None and source not in floats | ints and _grid_source(source, modules):
+            source = _grid_source(source, modules)
+        if source in ints or (source not in floats and first < order[node] < last):
+            chosen.add(node.target)
+            ints.add(node)
+        else:
+            floats.add(node)
+    return chosen
 
 
 def _trace_back(inputs: list[Node], producers: dict[Node, str], modules: dict[str, nn.Module]) -> str | None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -38,6 +38,7 @@ from torchslim.errors import UserError
 from torchslim.quant.modules import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from torchslim.quant.observers import OBSERVERS, Observer, QParams, quantize_weight, symmetric_weight_scales
 from torchslim.quant.plan import LAYER_TYPES, QuantPlan, build_plan
+from torchslim.quant.speed import Measure, keep_if_faster, ort_measure
 from torchslim.train.evaluate import model_device
 
 
@@ -50,6 +51,12 @@ class PTQConfig(TechniqueConfig):
     top-1 points (0.3 = three tenths of a point) for mixed precision, None to quantize every
     selected layer; at most ``max_float_layers`` go back to float. ``export_onnx``: write
     ``quant_ptq_int8.onnx`` to the run folder and check what ONNX Runtime runs.
+
+    ``latency_check``: time the int8 model against fp32 in ONNX Runtime and leave layers (or,
+    as a last resort, the whole model) in float until it is at least ``min_speedup`` x fp32 at
+    every batch size (:mod:`torchslim.quant.speed`): ``latency_batch_sizes`` (empty: the run's
+    ``measure.batch_sizes``, else 1), ``latency_threads`` (None: the run's ``measure.threads``).
+    ``decisions`` pins layers without timing: true keeps a layer int8, false leaves it float.
     """
 
     observer: Literal["minmax", "percentile", "mse", "entropy"] = "percentile"
@@ -62,8 +69,14 @@ class PTQConfig(TechniqueConfig):
     max_accuracy_drop: float | None = None
     max_float_layers: int = 8
     export_onnx: bool = True
+    latency_check: bool = True
+    min_speedup: float = 1.0
+    latency_batch_sizes: tuple[int, ...] = ()
+    latency_threads: int | None = None
+    decisions: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_speed_fields(self)
         if self.observer not in OBSERVERS:
             raise ValueError(f"field 'observer' must be one of {', '.join(OBSERVERS)}, got {self.observer!r}")
         if not 50.0 < self.percentile <= 100.0:
@@ -81,6 +94,27 @@ class PTQConfig(TechniqueConfig):
 
     def needs_eval(self) -> str | None:
         return None if self.max_accuracy_drop is None else "field 'max_accuracy_drop'"
+
+
+def check_speed_fields(config: Any) -> None:
+    """Validate the latency-check fields PTQConfig and QATConfig share."""
+    if not config.min_speedup > 0:
+        raise ValueError(f"field 'min_speedup' must be > 0, got {config.min_speedup}")
+    if any(b < 1 for b in config.latency_batch_sizes):
+        raise ValueError(f"field 'latency_batch_sizes' must hold integers >= 1, got {list(config.latency_batch_sizes)}")
+    if config.latency_threads is not None and config.latency_threads < 1:
+        raise ValueError(f"field 'latency_threads' must be >= 1, got {config.latency_threads}")
+    bad = {k: v for k, v in config.decisions.items() if not isinstance(k, str) or not isinstance(v, bool)}
+    if bad:
+        raise ValueError(f"field 'decisions' must map layer names to true or false, got {bad}")
+
+
+def speed_settings(config: Any, ctx: Context) -> tuple[tuple[int, ...], int | None]:
+    """(batch sizes, threads) of the int8-vs-fp32 check: the step's, else the run's measurement's."""
+    measure = ctx.measure
+    batches = tuple(config.latency_batch_sizes) or (tuple(measure.batch_sizes) if measure else ()) or (1,)
+    threads = config.latency_threads or (measure.threads if measure else None)
+    return batches, threads
 
 
 def calibration_batches(ctx: Context, num_samples: int, batch_size: int, step: str) -> Iterator[torch.Tensor]:
@@ -197,8 +231,10 @@ def local_sqnr(float_model: nn.Module, quant_model: nn.Module, plan: QuantPlan, 
     return {name: None if v is None else round(v, 2) for name, v in sqnr.items()}
 
 
-def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str = "quant.ptq") -> HandlerResult:
-    """Fold BN, calibrate and convert ``model`` in place (see module docstring)."""
+def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str = "quant.ptq",
+                    measure: Measure | None = None) -> HandlerResult:
+    """Fold BN, calibrate and convert ``model`` in place (see module docstring). ``measure``:
+    the int8-vs-fp32 timing of the latency check (None: ONNX Runtime, :func:`.speed.ort_measure`)."""
     from torchslim.fold.bn import FoldBNConfig, fold_bn_
 
     warnings = list(fold_bn_.handler(model, FoldBNConfig(), ctx).warnings)
@@ -220,8 +256,35 @@ def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str
                                   "planned_layers": len(plan.layers), "sqnr_db": sqnr}
     if config.max_accuracy_drop is not None:
         warnings += _mixed_precision_(model, float_model, plan, cal, quantized, sqnr, config, ctx, details, step)
+    if config.latency_check and quantized:
+        _speed_check_(model, float_model, plan, cal, quantized, config, ctx, details, warnings, measure)
     details["quantized_layers"] = len(quantized)
     return HandlerResult(model, warnings, details)
+
+
+def _speed_check_(model: nn.Module, float_model: nn.Module, plan: QuantPlan, cal: Calibration, quantized: set[str],
+                  config: PTQConfig, ctx: Context, details: dict[str, object], warnings: list[str],
+                  measure: Measure | None) -> None:
+    """Leave layers in float until int8 is not slower than fp32 in ONNX Runtime (:mod:`.speed`);
+    updates ``model`` and ``quantized`` in place."""
+    from torchslim.core.timing import pinned_names
+
+    pinned_names(config.decisions, set(quantized))
+    batches, threads = speed_settings(config, ctx)
+    if measure is None:
+        measure = ort_measure(ctx.example_inputs, threads)
+
+    def build(float_layers: set[str]) -> nn.Module:
+        candidate = copy.deepcopy(float_model)
+        return convert(candidate, plan, cal, quantized - float_layers, config.act_dtype)
+
+    order = [name for name in plan.layers if name in quantized]
+    floats = keep_if_faster(order, build, float_model, measure, batches, config.min_speedup, config.decisions,
+                            details, warnings)
+    if floats:
+        quantized -= floats
+        _restore(model, float_model)
+        convert(model, plan, cal, quantized, config.act_dtype)
 
 
 def _mixed_precision_(model: nn.Module, float_model: nn.Module, plan: QuantPlan, cal: Calibration,
@@ -256,9 +319,10 @@ def _restore(model: nn.Module, float_model: nn.Module) -> None:
 
 
 @register_technique("quant.ptq", PTQConfig)
-def ptq_(model: nn.Module, config: PTQConfig, ctx: Context) -> HandlerResult:
-    """Post-training int8 (per-channel weights, calibrated activations) running on ORT integer kernels."""
-    result = quantize_model_(model, config, ctx)
+def ptq_(model: nn.Module, config: PTQConfig, ctx: Context, measure: Measure | None = None) -> HandlerResult:
+    """Post-training int8 (per-channel weights, calibrated activations) running on ORT integer kernels.
+    ``measure``: the latency check's int8-vs-fp32 timing (None: ONNX Runtime)."""
+    result = quantize_model_(model, config, ctx, measure=measure)
     if config.export_onnx and result.details["planned_layers"]:
         from torchslim.quant.onnx_check import export_and_check
 

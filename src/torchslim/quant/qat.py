@@ -22,8 +22,9 @@ Two gradient rules:
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -35,9 +36,13 @@ from torchslim.core.modules import set_submodule
 from torchslim.core.registry import HandlerResult, register_technique
 from torchslim.distill.finetune import finetune_
 from torchslim.errors import UserError
-from torchslim.quant.modules import QuantizedConv2d, QuantizedLinear, StandIn, _act, fake_quant_act
+from torchslim.graph.modules import ModuleGraph
+from torchslim.quant.modules import (QuantizedActivation, QuantizedConv2d, QuantizedLinear, StandIn, _act,
+                                     fake_quant_act, to_float)
 from torchslim.quant.observers import OBSERVERS
-from torchslim.quant.ptq import PTQConfig, quantize_model_
+from torchslim.quant.plan import activations_to_quantize
+from torchslim.quant.ptq import PTQConfig, check_speed_fields, quantize_model_, speed_settings
+from torchslim.quant.speed import Measure, keep_if_faster, ort_measure
 from torchslim.train.config import TrainConfig
 
 
@@ -128,14 +133,22 @@ class QATLayer(StandIn):
 class QATConfig(TechniqueConfig):
     """``finetune``: the training through fake quantization (:class:`TrainConfig`; default 2 epochs
     of SGD at lr 0.005 without weight decay); ``lsq``: learn scales (Esser et al. 2020) instead of
-    the plain STE; ``observer``: for the PTQ start if needed."""
+    the plain STE; ``observer``: for the PTQ start if needed. ``latency_check``, ``min_speedup``,
+    ``latency_batch_sizes``, ``latency_threads``, ``decisions``: as in :class:`PTQConfig` (the
+    int8-vs-fp32 check in ONNX Runtime after training)."""
 
     finetune: TrainConfig = TrainConfig(epochs=2, lr=0.005, weight_decay=0.0)
     lsq: bool = False
     observer: Literal["minmax", "percentile", "mse", "entropy"] = "percentile"
     export_onnx: bool = True
+    latency_check: bool = True
+    min_speedup: float = 1.0
+    latency_batch_sizes: tuple[int, ...] = ()
+    latency_threads: int | None = None
+    decisions: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_speed_fields(self)
         if self.observer not in OBSERVERS:
             raise ValueError(f"field 'observer' must be one of {', '.join(OBSERVERS)}, got {self.observer!r}")
 
@@ -147,15 +160,48 @@ def _int8_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantizedConv2d, QuantizedLinear))]
 
 
+def _with_float(model: nn.Module, graph: ModuleGraph, layers: list[str], float_layers: set[str]) -> nn.Module:
+    """A copy of the int8 ``model`` with ``float_layers`` (and the activations they feed) in float."""
+    modules = dict(model.named_modules())
+    acts = {n for n, m in modules.items() if isinstance(m, QuantizedActivation)}
+    int8_acts = activations_to_quantize(graph, modules, set(layers) - float_layers, float_layers, acts)
+    out = copy.deepcopy(model)
+    for name in sorted(float_layers | (acts - int8_acts)):
+        set_submodule(out, name, to_float(out.get_submodule(name)))
+    return out
+
+
+def _speed_check_(model: nn.Module, config: QATConfig, ctx: Context, details: dict[str, object],
+                  warnings: list[str], measure: Measure | None) -> None:
+    """Leave int8 layers in float until the model is not slower than fp32 in ONNX Runtime
+    (:mod:`torchslim.quant.speed`; fp32 = every layer back in float with its trained weights)."""
+    from torchslim.core.timing import pinned_names
+
+    graph = ctx.module_graph(model)
+    layers = [n.target for n in graph.nodes if n.kind == "call"
+              and isinstance(model.get_submodule(n.target), (QuantizedConv2d, QuantizedLinear))]
+    pinned_names(config.decisions, set(layers))
+    batches, threads = speed_settings(config, ctx)
+    measure = measure or ort_measure(ctx.example_inputs, threads)
+    floats = keep_if_faster(layers, lambda s: _with_float(model, graph, layers, s),
+                            _with_float(model, graph, layers, set(layers)), measure, batches, config.min_speedup,
+                            config.decisions, details, warnings)
+    if floats:
+        for name, module in _with_float(model, graph, layers, floats).named_children():
+            setattr(model, name, module)
+
+
 @register_technique("quant.qat", QATConfig)
-def qat_(model: nn.Module, config: QATConfig, ctx: Context) -> HandlerResult:
-    """Quantization-aware fine-tuning (STE or LSQ) from the PTQ model; exports to the same int8 runtime."""
+def qat_(model: nn.Module, config: QATConfig, ctx: Context, measure: Measure | None = None) -> HandlerResult:
+    """Quantization-aware fine-tuning (STE or LSQ) from the PTQ model; exports to the same int8 runtime.
+    ``measure``: the latency check's int8-vs-fp32 timing (None: ONNX Runtime)."""
     if ctx.data is None:
         raise UserError("quant.qat needs training data: set 'data:' in the recipe (or data= in compress)")
     warnings: list[str] = []
     details: dict[str, object] = {"lsq": config.lsq}
     if not _int8_layers(model):
-        result = quantize_model_(model, PTQConfig(observer=config.observer, export_onnx=False), ctx, "quant.qat")
+        result = quantize_model_(model, PTQConfig(observer=config.observer, export_onnx=False, latency_check=False),
+                                 ctx, "quant.qat")
         warnings += result.warnings
         details["started_from"] = "ptq (run by this step)"
     else:
@@ -175,6 +221,8 @@ def qat_(model: nn.Module, config: QATConfig, ctx: Context) -> HandlerResult:
             set_submodule(model, name, twin.to_int8())
     model.eval()
     details.update(layers=len(wrapped), accuracy_before_qat=before, finetune=trained)
+    if config.latency_check:
+        _speed_check_(model, config, ctx, details, warnings, measure)
     if config.export_onnx:
         from torchslim.quant.onnx_check import export_and_check
 

@@ -18,7 +18,8 @@ the input's pixel scale, mean, std and layout as JSON, when given), read back wi
 TorchScript exporter (what it raises for an unsupported op or a failed trace,
 ``torch.onnx.OnnxExporterError`` included) falls back; anything else is a bug and propagates.
 
-Hand-written: the atomic write (temp file in the target folder + ``os.replace``) and the
+A module class with a ``rewrite_onnx`` static method (the int8 layers) gets it applied to the
+exported graph before the write. Hand-written: the atomic write (temp file in the target folder + ``os.replace``) and the
 silencing of the exporters' warnings, prints and C++ messages (fd-level redirect).
 onnx and onnxruntime are imported on first use only, so importing torchslim loads neither.
 """
@@ -32,7 +33,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +184,9 @@ def export_onnx(
                 names = _names(inputs, run_checked(model, inputs))
             with _silenced(log):
                 provenance = _export_either(model, inputs, tmp, names, dynamic_batch)
-        _stamp(tmp, {**provenance, **stamp})
+        # Graph rewrites a module class asks for (int8 modules: torchslim.quant.onnx_rewrite).
+        rewrites = {type(m).rewrite_onnx for m in model.modules() if hasattr(type(m), "rewrite_onnx")}
+        _stamp(tmp, {**provenance, **stamp}, rewrites)
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -222,13 +225,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def _stamp(path: str, provenance: dict[str, str]) -> None:
-    """Write ``provenance`` and the torchslim version into the file's ``metadata_props``."""
+def _stamp(path: str, provenance: dict[str, str], rewrites: Iterable[Callable[[Any], Any]] = ()) -> None:
+    """Apply ``rewrites`` (each takes the ``onnx.ModelProto`` and edits it in place), then write
+    ``provenance`` and the torchslim version into the file's ``metadata_props``."""
     import onnx
 
     from torchslim import __version__
 
     proto = onnx.load(path, load_external_data=False)
+    for rewrite in rewrites:
+        rewrite(proto)
     entries = {**provenance, "version": __version__}
     kept = [p for p in proto.metadata_props if not p.key.startswith(_META_PREFIX)]
     del proto.metadata_props[:]

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchslim.quant.onnx_rewrite import share_quantized_outputs
 from torchslim.serialize.spec import allow_module
 
 ACTIVATIONS = ("none", "relu", "relu6")
@@ -188,6 +189,7 @@ class QuantizedActivation(nn.Module):
 
 for _cls in (QuantizedConv2d, QuantizedLinear, QuantizedActivation):
     allow_module(_cls)
+    _cls.rewrite_onnx = staticmethod(share_quantized_outputs)  # applied by export_onnx
 
 _FLOAT_KINDS = {"none": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
                 "hardsigmoid": nn.Hardsigmoid, "silu": nn.SiLU, "hardswish": nn.Hardswish,

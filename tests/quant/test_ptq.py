@@ -11,7 +11,7 @@ from torchslim.core import Context
 from torchslim.errors import UserError
 from torchslim.fold.bn import fold_bn_
 from torchslim.quant import PTQConfig, QuantizedActivation, QuantizedConv2d, QuantizedLinear, ptq_
-from torchslim.quant.onnx_check import FLOAT_COMPUTE_OPS
+from torchslim.quant.onnx_check import FLOAT_COMPUTE_OPS, INTEGER_OPS
 from torchslim.quant.plan import build_plan
 
 
@@ -265,3 +265,55 @@ def test_model_with_nothing_to_quantize_is_a_warning_not_a_failure():
     assert type(model.conv) is nn.Conv2d and result.details == {"planned_layers": 0, "quantized_layers": 0}
     assert result.warnings[0] == "conv: called more than once, left in float"
     assert "no Conv2d/Linear layer to quantize" in result.warnings[1]
+
+
+def _se_net(name: str, **kwargs) -> tuple[nn.Module, torch.Tensor]:
+    """The zoo's SE nets at a quarter width on 32x32 (every block kind), BN statistics randomised."""
+    from torchslim.zoo import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, width_mult=0.25, image_size=32, **kwargs).eval()
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2, generator=gen)
+            m.running_var.uniform_(0.8, 1.2, generator=gen)
+    return model, torch.randn(2, 3, 32, 32, generator=gen)
+
+
+def _count(model: nn.Module, *types: type) -> int:
+    return sum(type(m) in types for m in model.modules())
+
+
+def _residual_adds(model: nn.Module) -> int:
+    return sum(bool(getattr(m, "use_residual", False)) for m in model.modules())
+
+
+@pytest.mark.parametrize("name,kwargs", [("efficientnet_b0", {}), ("mobilenetv3", {"variant": "small"})])
+def test_se_blocks_activations_and_residual_adds_stay_on_integer_kernels(name, kwargs):
+    """Between two integer ops of ORT's optimised graph there is no float op left on these nets,
+    except hardsigmoid (ORT has no integer kernel for it; ORT's own quantize_static leaves it
+    float too): SiLU = QLinearSigmoid + QLinearMul, the SE gate QLinearSigmoid (EfficientNet) or
+    hardsigmoid (MobileNetV3) then QLinearMul, every global average pool and residual add integer.
+    Counts are the model's own module counts (MobileNetV2's residual adds: the same rewrite)."""
+    model, x = _se_net(name, **kwargs)
+    reference = model(x)
+    silu, sigmoid = _count(model, nn.SiLU), _count(model, nn.Sigmoid)
+    hardswish, hardsigmoid = _count(model, nn.Hardswish), _count(model, nn.Hardsigmoid)
+    pools, adds = _count(model, nn.AdaptiveAvgPool2d), _residual_adds(model)
+    result = _ptq(model, PTQConfig(latency_check=False, num_samples=16), _ctx(x, n=16))
+    ops = result.details["ort_ops"]
+    assert result.warnings == []
+    float_ops = {op: n for op, n in ops.items() if op not in INTEGER_OPS | {"QuantizeLinear", "DequantizeLinear",
+                                                                          "Transpose", "Flatten"}}
+    assert float_ops == ({"HardSigmoid": hardswish + hardsigmoid} if hardswish + hardsigmoid else {})
+    assert ops.get("QLinearSigmoid", 0) == silu + sigmoid
+    assert ops.get("QLinearMul", 0) == silu + hardswish + sigmoid + hardsigmoid  # x * gate, SE x * scale
+    assert ops["QLinearGlobalAveragePool"] == pools and ops["QLinearAdd"] == adds > 0
+    # one Q at the input, one DQ at the logits, and a DQ -> HardSigmoid -> Q around each hardsigmoid
+    assert ops["QuantizeLinear"] == ops["DequantizeLinear"] == 1 + hardswish + hardsigmoid
+    # the export feeds each residual sum's second user the quantized sum (quant/onnx_rewrite.py);
+    # ORT vs eager stays within a few output steps
+    out_scale = [m for m in model.modules() if isinstance(m, QuantizedLinear)][-1].output_scale.item()
+    assert result.details["onnx_max_abs_error_vs_eager"] <= 4 * out_scale + 0.05 * reference.abs().max().item()
+    assert _sqnr(reference, model(x)) > 15.0

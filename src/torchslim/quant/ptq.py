@@ -256,7 +256,7 @@ def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str
                                   "planned_layers": len(plan.layers), "sqnr_db": sqnr}
     if config.max_accuracy_drop is not None:
         warnings += _mixed_precision_(model, float_model, plan, cal, quantized, sqnr, config, ctx, details, step)
-    if config.latency_check and quantized:
+    if (config.latency_check or config.decisions) and quantized:
         _speed_check_(model, float_model, plan, cal, quantized, config, ctx, details, warnings, measure)
     details["quantized_layers"] = len(quantized)
     return HandlerResult(model, warnings, details)
@@ -265,13 +265,13 @@ def quantize_model_(model: nn.Module, config: PTQConfig, ctx: Context, step: str
 def _speed_check_(model: nn.Module, float_model: nn.Module, plan: QuantPlan, cal: Calibration, quantized: set[str],
                   config: PTQConfig, ctx: Context, details: dict[str, object], warnings: list[str],
                   measure: Measure | None) -> None:
-    """Leave layers in float until int8 is not slower than fp32 in ONNX Runtime (:mod:`.speed`);
-    updates ``model`` and ``quantized`` in place."""
+    """Leave layers in float until int8 is not slower than fp32 in ONNX Runtime (:mod:`.speed`),
+    or only the pinned ones without ``latency_check``; updates ``model`` and ``quantized`` in place."""
     from torchslim.core.timing import pinned_names
 
     pinned_names(config.decisions, set(quantized))
     batches, threads = speed_settings(config, ctx)
-    if measure is None:
+    if measure is None and config.latency_check:
         measure = ort_measure(ctx.example_inputs, threads)
 
     def build(float_layers: set[str]) -> nn.Module:
@@ -280,7 +280,7 @@ def _speed_check_(model: nn.Module, float_model: nn.Module, plan: QuantPlan, cal
 
     order = [name for name in plan.layers if name in quantized]
     floats = keep_if_faster(order, build, float_model, measure, batches, config.min_speedup, config.decisions,
-                            details, warnings)
+                            details, warnings, timed=config.latency_check)
     if floats:
         quantized -= floats
         _restore(model, float_model)

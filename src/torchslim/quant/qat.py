@@ -182,10 +182,11 @@ def _speed_check_(model: nn.Module, config: QATConfig, ctx: Context, details: di
               and isinstance(model.get_submodule(n.target), (QuantizedConv2d, QuantizedLinear))]
     pinned_names(config.decisions, set(layers))
     batches, threads = speed_settings(config, ctx)
-    measure = measure or ort_measure(ctx.example_inputs, threads)
+    if measure is None and config.latency_check:
+        measure = ort_measure(ctx.example_inputs, threads)
     floats = keep_if_faster(layers, lambda s: _with_float(model, graph, layers, s),
                             _with_float(model, graph, layers, set(layers)), measure, batches, config.min_speedup,
-                            config.decisions, details, warnings)
+                            config.decisions, details, warnings, timed=config.latency_check)
     if floats:
         for name, module in _with_float(model, graph, layers, floats).named_children():
             setattr(model, name, module)
@@ -221,7 +222,7 @@ def qat_(model: nn.Module, config: QATConfig, ctx: Context, measure: Measure | N
             set_submodule(model, name, twin.to_int8())
     model.eval()
     details.update(layers=len(wrapped), accuracy_before_qat=before, finetune=trained)
-    if config.latency_check:
+    if config.latency_check or config.decisions:
         _speed_check_(model, config, ctx, details, warnings, measure)
     if config.export_onnx:
         from torchslim.quant.onnx_check import export_and_check

@@ -10,7 +10,8 @@ last k layers for k = 2, 4, 8, ... (graph order). Small layers at the ends (a 3-
 the classifier) gain least from int8 and pay a quantize/dequantize each; a float prefix or
 suffix also never leaves a float layer between quantized tensors, which ONNX Runtime would
 quantize itself. The first set measured at least ``min_speedup`` x fp32 at every batch size
-wins; if none does, the whole model stays float (the last resort), said in a warning.
+wins (an unreliable timing, :attr:`Comparison.reliable`, counts only if every round was); if none
+does, the whole model stays float (the last resort; layers pinned int8 excepted), said in a warning.
 
 ``decisions: {layer: bool}`` pins layers (true: int8, false: float) as in
 :mod:`torchslim.core.timing`; pinned layers are never moved, and when every layer is pinned
@@ -80,12 +81,13 @@ def trial_sets(layers: Sequence[str]) -> list[frozenset[str]]:
 
 def keep_if_faster(layers: Sequence[str], build: Callable[[set[str]], nn.Module], fp32: nn.Module,
                    measure: Measure, batch_sizes: Sequence[int], min_speedup: float,
-                   decisions: Mapping[str, bool], details: dict[str, Any], warnings: list[str]) -> set[str]:
+                   decisions: Mapping[str, bool], details: dict[str, Any], warnings: list[str],
+                   timed: bool = True) -> set[str]:
     """The layers (of ``layers``, int8 candidates in graph order) to leave in float so that
     ``build(float_layers)`` is at least ``min_speedup`` x ``fp32`` at every batch size.
 
     ``build`` returns the model with the given layers in float (the others int8); pinned
-    ``decisions`` are honoured without timing. Writes ``details["speed_check"]`` and
+    ``decisions`` are honoured without timing; with ``timed`` False nothing else is. Writes ``details["speed_check"]`` and
     ``details["float_for_speed"]``; appends a warning for a whole-model fallback or a noisy timing."""
     pinned_float = {name for name, keep in decisions.items() if not keep}
     free = [name for name in layers if name not in decisions]
@@ -93,7 +95,7 @@ def keep_if_faster(layers: Sequence[str], build: Callable[[set[str]], nn.Module]
                              "pinned": dict(decisions), "trials": []}
     details["speed_check"] = check
     reasons = {name: "pinned false in 'decisions'" for name in sorted(pinned_float)}
-    if not free:
+    if not free or not timed:
         details["float_for_speed"] = reasons
         return set(pinned_float)
     for extra in [frozenset(), *trial_sets(free)]:
@@ -105,10 +107,11 @@ def keep_if_faster(layers: Sequence[str], build: Callable[[set[str]], nn.Module]
         for batch in batch_sizes:
             result = measure(fp32, model, batch)
             trial["batches"][str(batch)] = result.to_dict()
-            if result.noisy:
-                warnings.append(f"int8 vs fp32 at batch {batch}: timing spread {result.spread:.2f} is large "
-                                f"(speedup {result.speedup:.2f}x); pin 'decisions' to make the choice reproducible")
-            if result.speedup < min_speedup:
+            if not result.reliable:
+                warnings.append(f"int8 vs fp32 at batch {batch}: timing unreliable ({result.unreliable_reason}; "
+                                f"median {result.speedup:.2f}x, worst round {result.min_ratio:.2f}x); counted as "
+                                f"not slower only if every round was; pin 'decisions' to make it reproducible")
+            if (result.speedup if result.reliable else result.min_ratio) < min_speedup:
                 passed = False
                 break  # this set already fails: the other batch sizes need not be timed
         trial["chosen"] = passed
@@ -120,11 +123,12 @@ def keep_if_faster(layers: Sequence[str], build: Callable[[set[str]], nn.Module]
             details["float_for_speed"] = reasons
             return set(float_layers)
     slower = _slower_batches(check["trials"][0], min_speedup)
+    whole = "every unpinned layer stays float" if decisions else "the whole model stays float"
     warnings.append(f"int8 slower than fp32 in ONNX Runtime ({slower}) with every tried set of float layers: "
-                    f"the whole model stays float (pin 'decisions' to force int8 layers)")
+                    f"{whole} (pin 'decisions' to force int8 layers)")
     reasons.update({name: f"whole-model fallback: int8 slower than fp32 ({slower})" for name in free})
     details["float_for_speed"] = reasons
-    return set(layers) | pinned_float
+    return set(free) | pinned_float
 
 
 def _slower_batches(trial: dict[str, Any], min_speedup: float) -> str:

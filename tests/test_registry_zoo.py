@@ -27,7 +27,9 @@ from tests.conftest import SMALL_ZOO, small_model
 
 # Only to keep the suite fast; never to dodge a failure.
 FAST: dict[str, dict] = {
-    "quant.ptq": {"num_samples": 16, "calibration_batch_size": 16},
+    # the int8-vs-fp32 latency check times ORT sessions; its logic is tested with a fake timer (tests/quant)
+    "quant.ptq": {"num_samples": 16, "calibration_batch_size": 16, "latency_check": False},
+    "quant.qat": {"latency_check": False},
     "quant.clipq": {"calibration_samples": 16, "clip_rates": [0.9], "bits": [3]},  # scoring: layers x grid forwards
     "quant.kmeans": {"iterations": 5},
     "prune.sensitivity": {"ratios": [0.5]},

@@ -12,6 +12,10 @@ Mixed precision (``max_accuracy_drop``): while the accuracy drop on ``ctx.eval_f
 bound, the quantized layer with the worst local SQNR (its own output error given float inputs)
 goes back to float, up to ``max_float_layers``.
 
+Never slower than float (``latency_check``, :mod:`.speed`): the int8 model is timed against
+fp32 in ONNX Runtime at the run's batch sizes and layers go back to float (the ends first;
+the whole model as the last resort) until it is not slower; ``decisions`` pins layers.
+
 The report details give per-layer SQNR (dB; null when exact) and the op types ONNX Runtime runs
 after its QDQ fusion (:mod:`.onnx_check`); with ``ctx.out_dir`` the int8 ONNX file is written there.
 """

@@ -6,7 +6,9 @@ latent weight and the same activation quantizers; training is the step's ``finet
 (:func:`torchslim.distill.finetune.finetune_`, so ``finetune: {distill: kd}`` distils from the
 original model).
 At the end every layer is re-quantized into the int8 layer it came from, so the QAT model
-exports to the same QDQ graph and runs on the same ONNX Runtime integer kernels as PTQ.
+exports to the same QDQ graph and runs on the same ONNX Runtime integer kernels as PTQ. Then
+the same latency check as ``quant.ptq`` (:mod:`.speed`): layers where int8 is measured slower
+than fp32 go back to float with their trained weights (:func:`.modules.to_float`).
 
 Two gradient rules:
 

@@ -24,7 +24,7 @@ from torchslim.errors import UserError
 BUILTIN = "builtin:"
 _FILE_SOURCES = ("npz:", "folder:")
 _PATH_KEYS = ("model.checkpoint", "model.checkpoint_weights")
-_DATA_KEYS = ("data", "data.name")
+_DATA_KEYS = ("data", "data.name", "data.train", "data.val", "data.test")
 
 
 def builtin_recipes() -> dict[str, Path]:

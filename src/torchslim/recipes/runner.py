@@ -34,10 +34,15 @@ def _load_data(recipe: Recipe) -> Any:
     if recipe.data is None:
         return None
     from torchslim.data import load_data
+    from torchslim.data.sources import load_split_sources
 
-    workers = {"num_workers": recipe.data.num_workers} if recipe.data.num_workers else {}
-    return load_data(recipe.data.name, image_size=recipe.data.image_size, channels=recipe.data.channels,
-                     seed=recipe.seed, **workers)
+    section = recipe.data
+    options = dict(image_size=section.image_size, channels=section.channels, seed=recipe.seed)
+    if section.num_workers:
+        options["num_workers"] = section.num_workers
+    if section.train:
+        return load_split_sources(section.train, section.val or None, section.test or None, **options)
+    return load_data(section.name, **options)
 
 
 def _build_model(recipe: Recipe, data: Any) -> nn.Module:
@@ -101,7 +106,7 @@ def trained_model(recipe: Recipe, data: Any, out_dir: Path, progress: bool = Tru
             logits = run_checked(model.eval(), (first_inputs(example_split(data), 1),))
         if isinstance(logits, torch.Tensor) and logits.shape[-1] != data.num_classes:
             raise UserError(f"{recipe.source}: model: it has {logits.shape[-1]} outputs but data "
-                            f"'{recipe.data.name}' has {data.num_classes} classes")
+                            f"'{recipe.data.name or recipe.data.train}' has {data.num_classes} classes")
     if recipe.train is None or recipe.model.checkpoint:
         return model
     label = (recipe.model.name or recipe.model.builder or "model").replace(":", "_")

@@ -72,7 +72,14 @@ class ModelSection(Checked):
 
 @dataclass(frozen=True)
 class DataSection(Checked):
+    """One source split into train/val/test (``name``), or one source per split: ``train`` (split
+    further for the splits not given) and ``val`` / ``test`` (npz: or folder: sources, each a
+    whole split), see :mod:`torchslim.data.sources`."""
+
     name: str = ""
+    train: str = ""
+    val: str = ""
+    test: str = ""
     image_size: int | None = None
     channels: int | None = None
     num_workers: int = 0  # folder: data only: DataLoader worker processes decoding images
@@ -154,7 +161,8 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     base = recipe_dir(source)
     model = _relative_paths(from_mapping(ModelSection, _shorthand(raw["model"]), f"{source}: model"), base)
     data = None if raw.get("data") is None else from_mapping(DataSection, _shorthand(raw["data"]), f"{source}: data")
-    data = None if data is None else replace(data, name=relative_data(data.name, base))
+    if data is not None:
+        data = replace(data, **{key: relative_data(getattr(data, key), base) for key in _DATA_SOURCES})
     _check_model(model, data, source)
     if data is not None:
         _check_data(data, source)
@@ -270,21 +278,40 @@ def _check_model(model: ModelSection, data: DataSection | None, source: str) -> 
         raise UserError(f"{source}: model: {exc}") from None
 
 
-def _check_data(data: DataSection, source: str) -> None:
-    from torchslim.data import list_datasets
+_DATA_SOURCES = ("name", "train", "val", "test")
 
-    name = data.name.removeprefix("data:")
-    if data.num_workers and not name.startswith("folder:"):
+
+def _check_data(data: DataSection, source: str) -> None:
+    from torchslim.data.sources import HELD_OUT_KINDS
+
+    if bool(data.name) == bool(data.train):
+        raise UserError(f"{source}: data: give either 'name' (one source, split) or 'train' (one source per "
+                        "split, with optional 'val' and 'test')")
+    if (data.val or data.test) and not data.train:
+        raise UserError(f"{source}: data: 'val' / 'test' sources go with a 'train' source, not with 'name'")
+    given = {key: getattr(data, key) for key in _DATA_SOURCES if getattr(data, key)}
+    if data.num_workers and not any(v.removeprefix("data:").startswith("folder:") for v in given.values()):
         raise UserError(f"{source}: data: field 'num_workers' applies to folder: data only (images decoded "
                         "per batch); the other sources are in memory")
+    for key, spec in given.items():
+        where = f"{source}: data: " + ("" if key == "name" else f"{key}: ")
+        if key in ("val", "test") and not spec.removeprefix("data:").startswith(HELD_OUT_KINDS):
+            raise UserError(f"{where}'{spec}' must be an npz: or folder: source (a whole split)")
+        _check_source(spec, data, where)
+
+
+def _check_source(spec: str, data: DataSection, where: str) -> None:
+    from torchslim.data import list_datasets
+
+    name = spec.removeprefix("data:")
     if name.startswith(("npz:", "folder:")):
         if not Path(name.split(":", 1)[1]).exists():
-            raise UserError(f"{source}: data: '{name.split(':', 1)[1]}' does not exist")
+            raise UserError(f"{where}'{name.split(':', 1)[1]}' does not exist")
         if name.startswith("folder:") and data.image_size is None:
-            raise UserError(f"{source}: data: field 'image_size' is needed with folder data (images are resized "
-                            f"to image_size x image_size), e.g. data: {{name: '{data.name}', image_size: 32}}")
+            raise UserError(f"{where}field 'image_size' is needed with folder data (images are resized "
+                            f"to image_size x image_size), e.g. data: {{name: '{spec}', image_size: 32}}")
     elif name not in list_datasets():
-        raise UserError(f"{source}: data: unknown dataset '{data.name}' (known: {', '.join(list_datasets())}, "
+        raise UserError(f"{where}unknown dataset '{spec}' (known: {', '.join(list_datasets())}, "
                         "npz:FILE, folder:DIR)")
 
 

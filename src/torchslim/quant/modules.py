@@ -142,8 +142,60 @@ class QuantizedLinear(_QuantizedLayer):
 # Standalone activations (and the global average pool) that quantize their output, so ONNX
 # Runtime runs them, or the op after them, on integer kernels.
 STANDALONE_KINDS = ("none", "relu", "relu6", "sigmoid", "hardsigmoid", "silu", "hardswish", "avgpool")
-# x * gate(x): the gate in [0, 1] is quantized on a fixed grid, so ORT runs the multiply as QLinearMul.
-_GATED = {"silu": F.sigmoid, "hardswish": F.hardsigmoid}
+
+
+class _Requantize(torch.autograd.Function):
+    """``(clamp(round(x / s_in) + z, qmin, qmax) - z) * s_out``: x on the ``s_in`` grid, read back
+    with scale ``s_out``; exports as ``QuantizeLinear(s_in) -> DequantizeLinear(s_out)``.
+    Gradient: straight-through inside the range, times s_out / s_in."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, s_in: float, s_out: float, signed: bool) -> torch.Tensor:
+        zero, qmin, qmax = (-128, -128, 127) if signed else (0, 0, 255)
+        # Only the output is computed here (tensors left over in a traced forward break the ONNX
+        # export); the backward recomputes the in-range mask from x.
+        if x.requires_grad:  # nothing kept while tracing for export
+            ctx.x, ctx.args = x, (s_in, s_out, zero, qmin, qmax)
+        return torch.clamp(torch.round(x / s_in), qmin - zero, qmax - zero) * s_out  # no "+ 0": export's peephole
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        s_in, s_out, zero, qmin, qmax = ctx.args
+        q = torch.round(ctx.x / s_in)
+        return grad * ((q >= qmin - zero) & (q <= qmax - zero)) * (s_out / s_in), None, None, None
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, s_in: float, s_out: float, signed: bool) -> Any:
+        zero = g.op("Constant", value_t=torch.tensor(-128 if signed else 0, dtype=torch.int8 if signed else torch.uint8))
+        return g.op("DequantizeLinear", g.op("QuantizeLinear", x, s_in, zero), s_out, zero)
+
+
+class _QuantizedThree(torch.autograd.Function):
+    """The constant 3.0 (hardsigmoid's offset) as ``DequantizeLinear`` of an 8-bit 3, so ONNX
+    Runtime sees ``DQ(x) + DQ(3)`` and fuses the add into a ``QLinearAdd``."""
+
+    @staticmethod
+    def forward(ctx: Any, like: torch.Tensor, signed: bool) -> torch.Tensor:  # noqa: ARG004
+        return torch.full((), 3.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None]:  # noqa: ARG004
+        return None, None
+
+    @staticmethod
+    def symbolic(g: Any, like: Any, signed: bool) -> Any:  # noqa: ARG004
+        dtype = torch.int8 if signed else torch.uint8
+        return g.op("DequantizeLinear", g.op("Constant", value_t=torch.tensor(3, dtype=dtype)),
+                    g.op("Constant", value_t=torch.tensor(1.0)), g.op("Constant", value_t=torch.tensor(0, dtype=dtype)))
+
+
+def quantized_hardsigmoid(x: torch.Tensor, signed: bool) -> torch.Tensor:
+    """hardsigmoid(x) = relu6(x + 3) / 6 on the grid 1/255 with integer ops only: ``x + 3``
+    quantized on the grid 6/255 (saturation is the relu6, so ORT runs ``QLinearAdd``), then read
+    with scale 1/255 (the / 6). The same values as quantizing hardsigmoid(x) to 1/255, but ORT
+    has no integer hardsigmoid: this way it never leaves uint8."""
+    return _Requantize.apply(x + _QuantizedThree.apply(x, signed), torch.tensor(6.0 / 255), torch.tensor(1.0 / 255),
+                             signed)
 
 
 class QuantizedActivation(nn.Module):
@@ -152,10 +204,11 @@ class QuantizedActivation(nn.Module):
     Placed at a standalone activation module so ONNX Runtime's QDQ fusion finds ``DQ -> op -> Q``:
     ``relu``/``relu6`` after a residual add make the add a ``QLinearAdd``; ``sigmoid`` becomes
     ``QLinearSigmoid``; ``avgpool`` (``AdaptiveAvgPool2d(1)``) ``QLinearGlobalAveragePool``;
-    ``silu`` and ``hardswish`` are exported as ``x * Q(gate(x))`` with the gate (sigmoid,
-    hardsigmoid; values in [0, 1]) on the fixed grid 1/255 (uint8; 1/127 for int8), so the
-    multiply is a ``QLinearMul`` and, for SiLU, the gate a ``QLinearSigmoid``; ORT has no integer
-    hardsigmoid, so that one runs in float between DQ and Q, as with ORT's own quantizer.
+    ``silu`` is exported as ``x * Q(sigmoid(x))`` with the gate on the fixed grid 1/255 (uint8;
+    1/127 for int8), so ORT runs ``QLinearSigmoid`` + ``QLinearMul``; ``hardsigmoid`` is
+    :func:`quantized_hardsigmoid` (``QLinearAdd``; its output stays on that fixed grid) and
+    ``hardswish`` ``x * quantized_hardsigmoid(x)`` (``QLinearAdd`` + ``QLinearMul``): ORT has no
+    integer hardsigmoid, and its own quantizer leaves it in float between DQ and Q.
     (N, C, H, W) -> same shape ((N, C, 1, 1) for ``avgpool``).
     """
 
@@ -167,24 +220,23 @@ class QuantizedActivation(nn.Module):
         self.register_buffer("output_scale", torch.tensor(1.0))
         self.register_buffer("output_zero_point", torch.tensor(0, dtype=torch.int32))
 
-    def _gate_q(self, g: torch.Tensor) -> torch.Tensor:
-        signed = self.act_dtype == "int8"
-        scale = torch.tensor(1.0 / (127 if signed else 255), device=g.device)
-        return fake_quant_act(g, scale, torch.tensor(0, dtype=torch.int32, device=g.device), signed)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kind = self.activation
-        if kind in _GATED:
-            y = x * self._gate_q(_GATED[kind](x))
+        kind, signed = self.activation, self.act_dtype == "int8"
+        if kind == "hardsigmoid":
+            return quantized_hardsigmoid(x, signed)  # already on its fixed grid
+        if kind == "silu":
+            scale = torch.tensor(1.0 / (127 if signed else 255), device=x.device)
+            y = x * fake_quant_act(torch.sigmoid(x), scale, torch.zeros((), dtype=torch.int32, device=x.device),
+                                   signed)
+        elif kind == "hardswish":
+            y = x * quantized_hardsigmoid(x, signed)
         elif kind == "sigmoid":
             y = torch.sigmoid(x)
-        elif kind == "hardsigmoid":
-            y = F.hardsigmoid(x)
         elif kind == "avgpool":
             y = F.adaptive_avg_pool2d(x, 1)
         else:
             y = _act(x, kind)
-        return fake_quant_act(y, self.output_scale, self.output_zero_point, self.act_dtype == "int8")
+        return fake_quant_act(y, self.output_scale, self.output_zero_point, signed)
 
 
 for _cls in (QuantizedConv2d, QuantizedLinear, QuantizedActivation):

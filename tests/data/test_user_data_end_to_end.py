@@ -65,7 +65,7 @@ def _net() -> nn.Module:
 def test_compress_trains_calibrates_and_evaluates_through_a_users_dataloader():
     train_ds, test_ds = _user_data()
     data = {"train": DataLoader(train_ds, batch_size=32), "test": DataLoader(test_ds, batch_size=100)}
-    steps = [("finetune", {"epochs": 2, "lr": 0.05}), ("quant.ptq", {"num_samples": 64, "export_onnx": False})]
+    steps = [("finetune", {"epochs": 2, "lr": 0.05}), ("quant.ptq", {"num_samples": 64, "export_onnx": False, "latency_check": False})]
     start = _net()
     result = torchslim.compress(start, steps, data=data, measure=QUIET, progress=False)
     assert train_ds.reads >= 2 * len(train_ds) + 64  # two epochs, then calibration, through the transform
@@ -80,7 +80,7 @@ def test_compress_trains_calibrates_and_evaluates_through_a_users_dataloader():
     fit(float_model, DataLoader(_materialised(train_ds), batch_size=32), epochs=2, lr=0.05, progress=False)
     first64 = TensorDataset(*[t[:64] for t in _materialised(train_ds).tensors])
     ctx = Context(first64.tensors[0][:1], data={"train": first64})
-    ptq_(float_model.eval(), PTQConfig(num_samples=64, export_onnx=False), ctx)
+    ptq_(float_model.eval(), PTQConfig(num_samples=64, export_onnx=False, latency_check=False), ctx)
     assert ctx.results[-1].details == result.report.steps[1].details
     for (name, a), b in zip(result.model.state_dict().items(), float_model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name

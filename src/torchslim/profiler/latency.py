@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from torchslim.core.context import as_input_tuple
+from torchslim.core.limits import cpu_cores
 from torchslim.core.modules import evaluating
 from torchslim.core.reliability import Contention, assess, contention, cpu_sample
 from torchslim.core.warmup import Settle, TimeCall, Warmup, cuda_events, time_calls, wall_clock, warm_up
@@ -173,8 +174,8 @@ def measure_latency(
         raise UserError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(RUNTIMES)}")
     if threads is None:
         threads = torch.get_num_threads()
-    if threads < 1:
-        raise UserError(f"threads must be >= 1, got {threads}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= cpu_cores():
+        raise UserError(f"threads must be an int from 1 to this machine's {cpu_cores()} cores, got {threads!r}")
     if repeats < 1 or min_repeats < 1 or (isinstance(warmup, int) and warmup < 0):
         raise UserError(
             f"need repeats >= 1, min_repeats >= 1, warmup >= 0; "

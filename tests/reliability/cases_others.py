@@ -7,7 +7,8 @@ paths, data files and the training loop. Issue examples -> case id:
   ``forward`` -> saved-spec-forward; dtype outside torch's -> saved-spec-dtype; ``out_channels: 7``
   over 6 filters -> saved-spec-out-channels-7; save never replaces a loadable model with one it
   cannot load -> save-refuses-hooked-model; a checkpoint of a class torchslim cannot build ->
-  recipe-checkpoint-user-class; two runs into one --out -> run-out-locked; profile of a missing
+  recipe-checkpoint-user-class; two runs into one --out -> run-out-locked; a read-only or
+  unwritable --out -> run-out-unwritable, run-out-is-a-file; profile of a missing
   path -> profile-missing-path / profile-missing-tsc; paths relative to the recipe's folder ->
   recipe-relative-data-path; ``.npz`` not an archive (BadZipFile) -> run-npz-not-an-archive;
   float64 overflowing float32 -> run-npz-float32-overflow; mixed channel counts -> run-folder-mixed-channels;
@@ -118,6 +119,12 @@ OTHER_CLI_CASES = [
     Cli("run-out-locked", ("run", "{tmp}/r.yaml", "--out", "{tmp}/saved", "--no-progress"),
         f"saved: another run is writing here (pid {os.getppid()} on host {socket.gethostname()}",
         {"r.yaml": "model: zoo:lenet5\n", f"saved/{LOCK_FILE}": LOCK, "saved/report.json": "{}"}),
+    # read-only --out: root ignores permission bits here, so a folder under a regular file stands in
+    Cli("run-out-unwritable", ("run", "{tmp}/r.yaml", "--out", "{tmp}/a_file/out", "--no-progress"),
+        "a_file/out: cannot create the output directory (Not a directory)",
+        {"r.yaml": "model: zoo:lenet5\n", "a_file": "not a folder"}),
+    Cli("run-out-is-a-file", ("run", "{tmp}/r.yaml", "--out", "{tmp}/a_file", "--no-progress"),
+        "a_file: output path exists and is not a directory", {"r.yaml": "model: zoo:lenet5\n", "a_file": "x"}),
     Cli("profile-missing-path", ("profile", "{tmp}/missing_model"), "missing_model: no such file or directory"),
     Cli("profile-missing-tsc", ("profile", "{tmp}/model.tsc"), "model.tsc: no such file or directory"),
     Cli("recipe-relative-data-path", ("validate", "{tmp}/sub/r.yaml"), "sub/missing.npz' does not exist",

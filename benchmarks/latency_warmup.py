@@ -6,7 +6,7 @@ a before/after ratio. For the zoo's ResNet-50 (ImageNet layout) and a copy prune
 ``target_macs=2`` (L1, uniform, ``round_to`` 8): (a) the first calls of one fresh session of each, then
 (b) the ORT speedup at batch 1 measured with warm-up fixed at 2, 3 and 15 calls and with the
 settle rule (``torchslim.core.warmup``, the default), each a fresh session per measurement
-timed over ``--repeats`` calls (10, as in ``quant_ptq_speed.py``),
+timed over ``--repeats`` calls (10 by default),
 original and pruned alternating, all policies in turn in each of ``--rounds`` rounds (median
 of the per-round ratios).
 Every figure's ``reliable`` flag is counted.
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round-to", type=int, default=8, help="channel multiple, as in the README's prune table")
     parser.add_argument("--first-calls", type=int, default=25)
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls per figure (quant_ptq_speed.py's 10)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per figure")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)

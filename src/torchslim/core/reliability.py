@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from torchslim.core.limits import cpu_cores
+
 MAX_P90_OVER_P50 = 1.5
 SLACK_CORES = 0.5
 MIN_SAMPLE_SECONDS = 0.5
@@ -109,8 +111,8 @@ class Reliability:
 def assess(p50: float, p90: float, settled: bool | None, busy: Contention, threads: int,
            cores: int | None = None) -> Reliability:
     """Flag a figure (module docstring). ``busy``: :func:`contention` over the measurement;
-    ``threads``: the threads it used; ``cores``: the machine's (None: ``os.cpu_count()``)."""
-    cores = cores or os.cpu_count() or 1
+    ``threads``: the threads it used; ``cores``: the machine's (None: :func:`~torchslim.core.limits.cpu_cores`)."""
+    cores = cores or cpu_cores()
     reasons = []
     if p50 > 0 and p90 / p50 > MAX_P90_OVER_P50:
         reasons.append(f"p90/p50 = {p90 / p50:.2f} above {MAX_P90_OVER_P50}")
